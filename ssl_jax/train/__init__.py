@@ -1,0 +1,1 @@
+"""ssl_jax.train."""
