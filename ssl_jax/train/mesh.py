@@ -1,0 +1,74 @@
+"""Devices: multi-host start-up, the data-parallel mesh, and shardings of states and batches."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ssl_jax.train.errors import UserError
+
+DATA_AXIS = "data"
+
+# Environment variables that mean "this process is one of several": JAX's own, SLURM's, Open MPI's.
+_MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+
+def _wants_distributed(dist) -> bool:
+  if dist.initialize == "yes" or dist.coordinator_address:
+    return True
+  if dist.initialize == "no":
+    return False
+  if os.environ.get("SLURM_NTASKS", "1") not in ("", "1"):
+    return True
+  if os.environ.get("OMPI_COMM_WORLD_SIZE", "1") not in ("", "1"):
+    return True
+  return bool(os.environ.get("JAX_COORDINATOR_ADDRESS"))
+
+
+def initialize_distributed(dist) -> None:
+  """Call `jax.distributed.initialize` when the config or the environment asks for several processes.
+
+  With `distributed.coordinator_address` set, the address, process count and id come from the config;
+  otherwise JAX detects them (SLURM, Open MPI, Cloud TPU, or the JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID variables). Must run before anything touches the devices.
+  """
+  if not _wants_distributed(dist) or jax.distributed.is_initialized():
+    return
+  kwargs = {}
+  if dist.coordinator_address:
+    if dist.num_processes <= 0 or dist.process_id < 0:
+      raise UserError("With distributed.coordinator_address set, also set distributed.num_processes and "
+                      "distributed.process_id (this process's index).")
+    kwargs = dict(coordinator_address=dist.coordinator_address, num_processes=dist.num_processes,
+                  process_id=dist.process_id)
+  try:
+    jax.distributed.initialize(**kwargs)
+  except (RuntimeError, ValueError) as e:
+    raise UserError(f"Multi-host start-up failed ({str(e).splitlines()[0]}); check the coordinator "
+                    "address, the process count and that every process was started.") from e
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over every device of every process."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(batch_size: int, *, what: str = "batch_size") -> None:
+  """The global batch must split evenly over devices (and processes)."""
+  n = jax.device_count()
+  if batch_size % n:
+    lower, upper = batch_size // n * n, (batch_size // n + 1) * n
+    options = f"{lower} or {upper}" if lower else str(upper)
+    raise UserError(f"The global {what} {batch_size} is not divisible by the {n} devices; "
+                    f"use a multiple of {n}, e.g. --config.{what}={options}.")
