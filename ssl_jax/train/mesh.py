@@ -50,8 +50,10 @@ def initialize_distributed(dist) -> None:
                     "address, the process count and that every process was started.") from e
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D data-parallel mesh over every device of every process."""
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over `devices` (default: every device of every process)."""
+  if devices is not None:
+    return jax.sharding.Mesh(list(devices), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
                        axis_types=(jax.sharding.AxisType.Auto,))
 
@@ -64,9 +66,9 @@ def batch_sharded(mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def check_batch_size(batch_size: int, *, what: str = "batch_size") -> None:
-  """The global batch must split evenly over devices (and processes)."""
-  n = jax.device_count()
+def check_batch_size(batch_size: int, mesh=None, *, what: str = "batch_size") -> None:
+  """The global batch must split evenly over the mesh's devices."""
+  n = mesh.size if mesh is not None else jax.device_count()
   if batch_size % n:
     lower, upper = batch_size // n * n, (batch_size // n + 1) * n
     options = f"{lower} or {upper}" if lower else str(upper)

@@ -178,7 +178,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   mesh_lib.initialize_distributed(config.distributed)
   prepare_workdir(workdir)
   mesh = mesh_lib.make_mesh()
-  mesh_lib.check_batch_size(config.batch_size)
+  mesh_lib.check_batch_size(config.batch_size, mesh)
   if config.batch_size % jax.process_count():
     raise UserError(f"The global batch_size {config.batch_size} is not divisible by the "
                     f"{jax.process_count()} processes; use a multiple of {jax.process_count()}.")
