@@ -24,6 +24,11 @@ def quiet_libraries() -> None:
     tf.get_logger().setLevel("ERROR")
   except ImportError:
     pass
+  try:
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()
+  except ImportError:
+    pass
 
 
 def split_args(argv: list[str], *, known: tuple[str, ...], usage: str) -> tuple[dict[str, str], list[str]]:

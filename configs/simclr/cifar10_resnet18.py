@@ -25,10 +25,9 @@ def get_config():
   c.data.name = "cifar10"
 
   c.views.crop_scale_min = 0.08
-  c.views.jitter_strength = 0.5
-  c.views.jitter_prob = 0.8
-  c.views.grayscale_prob = 0.2
-  c.views.solarize_prob = 0.1
+  c.views.jitter_p = 0.8
+  c.views.grayscale_p = 0.2
+  c.views.solarize_p = 0.1
 
   c.model.encoder = "resnet18_cifar"
   c.model.proj_hidden_dim = 2048
@@ -44,6 +43,6 @@ def get_config():
   c.optim.weight_decay = 1e-5
 
   c.eval.monitor_examples = 10000
-  c.eval.probe_steps = 3000
+  c.eval.probe_epochs = 30
   c.eval.pixel_probe = False
   return c

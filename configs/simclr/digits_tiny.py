@@ -20,7 +20,7 @@ def get_config():
   c.data.name = "digits"
 
   c.views.crop_scale_min = 0.5
-  c.views.flip = False
+  c.views.flip_p = 0.0
 
   c.model.encoder = "convnet"
   c.model.widths = (8, 16)
@@ -34,6 +34,6 @@ def get_config():
   c.optim.weight_decay = 1e-4
 
   c.eval.monitor_examples = 500
-  c.eval.probe_steps = 200
+  c.eval.probe_epochs = 20
   c.eval.feature_batch_size = 256
   return c

@@ -25,9 +25,8 @@ def get_config():
   c.data.data_dir = ""  # "" means Debian's /usr/share/datasets/fashion-mnist
 
   c.views.crop_scale_min = 0.3
-  c.views.flip = True
-  c.views.jitter_strength = 0.5
-  c.views.jitter_prob = 0.8
+  c.views.flip_p = 0.5
+  c.views.jitter_p = 0.8
 
   c.model.encoder = "convnet"
   c.model.widths = (32, 64, 128)

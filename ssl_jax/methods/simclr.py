@@ -65,13 +65,12 @@ def make(config, *, image_shape: tuple[int, int, int], num_classes: int) -> SimC
   probe = heads.LinearHead(num_classes=num_classes) if config.eval.online_probe else None
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
                                           total_steps=config.total_steps)
-  views = views_lib.SimCLRViews(
-      crop_scale=(config.views.crop_scale_min, config.views.crop_scale_max),
-      flip=config.views.flip, jitter_strength=config.views.jitter_strength,
-      jitter_prob=config.views.jitter_prob, grayscale_prob=config.views.grayscale_prob,
-      blur_prob=config.views.blur_prob, solarize_prob=config.views.solarize_prob,
-      mean=views_lib.dataset_mean_std(config.data.name)[0],
-      std=views_lib.dataset_mean_std(config.data.name)[1])
+  v = config.views
+  views = views_lib.for_dataset(views_lib.SimCLRViews(
+      crop_scale=(v.crop_scale_min, v.crop_scale_max), flip_p=v.flip_p, brightness=v.brightness,
+      contrast=v.contrast, saturation=v.saturation, hue=v.hue, jitter_p=v.jitter_p,
+      grayscale_p=v.grayscale_p, blur_p=(v.blur_p, v.blur_p), solarize_p=(v.solarize_p, v.solarize_p)),
+      config.data.name)
   return SimCLR(encoder=encoder, projector=projector, probe=probe, tx=tx, schedule=schedule, views=views,
                 image_shape=tuple(image_shape), temperature=config.simclr.temperature,
                 block_size=config.simclr.block_size or None)
@@ -94,7 +93,7 @@ def init(method: SimCLR, rng: jax.Array) -> SimCLRState:
 
 def preprocess(method: SimCLR, images: jax.Array) -> jax.Array:
   """uint8 images -> normalised float32, the un-augmented input used for evaluation."""
-  return views_lib.normalize(images, method.views.mean, method.views.std)
+  return views_lib.eval_view(images, mean=method.views.mean, std=method.views.std)
 
 
 def features(state: SimCLRState, images: jax.Array, *, method: SimCLR) -> jax.Array:

@@ -38,15 +38,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ""            # folder of MNIST-format IDX files; "" means the default for the dataset
   c.data.tfds_data_dir = ""       # TFDS data_dir; "" means TFDS's default (~/tensorflow_datasets)
 
-  c.views = ml_collections.ConfigDict()  # SimCLR augmentations, applied on device inside the step
-  c.views.crop_scale_min = 0.08
+  c.views = ml_collections.ConfigDict()  # SimCLR augmentations (ssl_jax.data.views), made on device in the step
+  c.views.crop_scale_min = 0.08   # RandomResizedCrop area range
   c.views.crop_scale_max = 1.0
-  c.views.flip = True
-  c.views.jitter_strength = 0.5   # brightness/contrast (+ saturation/hue for RGB) strength
-  c.views.jitter_prob = 0.8
-  c.views.grayscale_prob = 0.2    # RGB only
-  c.views.blur_prob = 0.0
-  c.views.solarize_prob = 0.0
+  c.views.flip_p = 0.5
+  c.views.brightness = 0.4        # colour jitter strengths; saturation and hue act on RGB images only
+  c.views.contrast = 0.4
+  c.views.saturation = 0.4
+  c.views.hue = 0.1
+  c.views.jitter_p = 0.8
+  c.views.grayscale_p = 0.2       # RGB only
+  c.views.blur_p = 0.0
+  c.views.solarize_p = 0.0
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "convnet"     # a name in ssl_jax.models.ENCODERS
@@ -81,7 +84,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.monitor_examples = 10000  # training examples used by the kNN monitor during training
   c.eval.knn_k = 20
   c.eval.knn_temperature = 0.07
-  c.eval.probe_steps = 2000       # linear probe optimisation steps
+  c.eval.probe_epochs = 20        # linear probe passes over the training features
   c.eval.feature_batch_size = 1000
 
   c.distributed = ml_collections.ConfigDict()

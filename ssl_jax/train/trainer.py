@@ -146,7 +146,7 @@ def knn_monitor(feat_jit, state, train, test, config, mesh) -> float:
   te = extract(feat_jit, state, test.images[:n_test], config, mesh)
   return float(evaluation.knn_accuracy(tr, train.labels[:n_train], te, test.labels[:n_test],
                                        num_classes=train.num_classes, k=config.eval.knn_k,
-                                       temperature=config.eval.knn_temperature))
+                                       temperature=config.eval.knn_temperature, mesh=mesh))
 
 
 def evaluate_representation(feat_jit, state, train, test, config, mesh, *, log=print) -> dict[str, float]:
@@ -157,16 +157,16 @@ def evaluate_representation(feat_jit, state, train, test, config, mesh, *, log=p
   te = extract(feat_jit, state, test.images, config, mesh)
   log(f"Extracted features {tr.shape} + {te.shape} in {time.perf_counter() - t0:.1f}s; fitting probes.")
   probe = evaluation.linear_probe(tr, train.labels, te, test.labels, num_classes=train.num_classes,
-                                  mesh=mesh, steps=config.eval.probe_steps, seed=config.seed)
+                                  mesh=mesh, epochs=config.eval.probe_epochs, seed=config.seed)
   out["linear_probe_top1"] = float(probe.top1)
   out["knn_top1"] = float(evaluation.knn_accuracy(tr, train.labels, te, test.labels,
                                                    num_classes=train.num_classes, k=config.eval.knn_k,
-                                                   temperature=config.eval.knn_temperature))
+                                                   temperature=config.eval.knn_temperature, mesh=mesh))
   if config.eval.pixel_probe:
     px = lambda a: a.reshape(len(a), -1).astype(np.float32) / 255.0
     pixel = evaluation.linear_probe(px(train.images), train.labels, px(test.images), test.labels,
                                     num_classes=train.num_classes, mesh=mesh,
-                                    steps=config.eval.probe_steps, seed=config.seed)
+                                    epochs=config.eval.probe_epochs, seed=config.seed)
     out["pixel_linear_probe_top1"] = float(pixel.top1)
   out["eval_seconds"] = time.perf_counter() - t0
   return out

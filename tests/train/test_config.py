@@ -28,9 +28,9 @@ def test_every_config_loads_and_validates(path):
 def test_overrides_parse_by_field_type():
   c = config_lib.base_config()
   config_lib.apply_overrides(c, ["--config.total_steps=200", "--config.seed=1", "--config.optim.lr=0.5",
-                                 "--config.views.flip=false", "--config.model.widths=(8, 16)",
+                                 "--config.views.flip_p=0", "--config.model.widths=(8, 16)",
                                  "--config.data.name=digits"])
-  assert c.total_steps == 200 and c.seed == 1 and c.optim.lr == 0.5 and c.views.flip is False
+  assert c.total_steps == 200 and c.seed == 1 and c.optim.lr == 0.5 and c.views.flip_p == 0.0
   assert tuple(c.model.widths) == (8, 16) and c.data.name == "digits"
 
 
@@ -44,8 +44,8 @@ def test_unknown_field_suggests_the_close_one():
 def test_wrong_type_names_field_and_type():
   with pytest.raises(UserError, match=r"`batch_size` is a int \(now 256\); 'big' is not a valid int"):
     config_lib.apply_overrides(config_lib.base_config(), ["--config.batch_size=big"])
-  with pytest.raises(UserError, match=r"`views.flip` is a bool"):
-    config_lib.apply_overrides(config_lib.base_config(), ["--config.views.flip=maybe"])
+  with pytest.raises(UserError, match=r"`eval.final` is a bool"):
+    config_lib.apply_overrides(config_lib.base_config(), ["--config.eval.final=maybe"])
   with pytest.raises(UserError, match=r"is a block of fields"):
     config_lib.apply_overrides(config_lib.base_config(), ["--config.optim=adam"])
 
