@@ -1,1 +1,36 @@
-"""ssl_jax.data."""
+"""ssl_jax.data: datasets through TFDS, deterministic resumable batches, on-device augmentation views.
+
+    from ssl_jax import data
+    train = data.load_arrays("fashion_mnist", "train")            # ArrayDataset, uint8 images
+    batches = data.iterate_batches(train, global_batch_size=512, seed=0, start_step=step)
+    batch = data.shard_batch(next(batches), mesh)                  # global jax.Arrays
+    v1, v2 = data.simclr_views(key, batch["image"], preset)         # inside jit, on device
+
+Importing this package imports neither TensorFlow nor TFDS; they are loaded on the first call that
+reads data. The TFDS builders of `ssl_jax.data.idx` (`IdxImages`, `SklearnDigits`) are loaded on
+first access.
+"""
+
+from ssl_jax.data.augment import (MEAN_STD, color_jitter, cutout, gaussian_blur, mean_std,
+                                  normalize, rand_augment, random_crop_pad, random_flip,
+                                  random_grayscale, random_resized_crop, resize, solarize,
+                                  to_float)
+from ssl_jax.data.datasets import (DATASETS, DEBIAN_FASHION_MNIST_DIR, ArrayDataset,
+                                   DatasetInfo, DatasetNotFoundError, dataset_info, get_builder,
+                                   labeled_subset, load_arrays)
+from ssl_jax.data.pipeline import (ArrayBatcher, batch_indices, iterate_batches, shard_batch,
+                                   steps_per_epoch, tf_iterate_batches)
+from ssl_jax.data.views import (BYOL, DINO, FIXMATCH, PRESETS, SIMCLR, SIMCLR_CIFAR, SWAV,
+                                MultiCropViews, SimCLRViews, WeakStrongViews, eval_view,
+                                for_dataset, make_views, multi_crop_views, num_views, simclr_views,
+                                weak_strong_views, weak_view)
+
+_LAZY_IDX = ("IdxImages", "SklearnDigits", "prepare_idx", "prepare_digits", "read_idx",
+             "FASHION_MNIST_CLASSES")
+
+
+def __getattr__(name: str):
+  if name in _LAZY_IDX:
+    from ssl_jax.data import idx  # pylint: disable=g-import-not-at-top
+    return getattr(idx, name)
+  raise AttributeError(f"module 'ssl_jax.data' has no attribute {name!r}")

@@ -1,0 +1,227 @@
+"""IDX and digits TFDS builders, load_arrays, and the errors that say how to get missing data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import time
+
+import numpy as np
+import pytest
+
+from ssl_jax.data import datasets as D
+
+FMNIST = D.DEBIAN_FASHION_MNIST_DIR
+HAVE_FMNIST = os.path.isfile(os.path.join(FMNIST, "train-images-idx3-ubyte.gz"))
+
+
+def write_idx(path: str, array: np.ndarray, *, gz: bool) -> None:
+  """Write `array` (uint8) in the IDX format: 0, 0, type 0x08, rank, big-endian dims, data."""
+  raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+  raw += np.ascontiguousarray(array, np.uint8).tobytes()
+  if gz:
+    raw = gzip.compress(raw)
+  with open(path + (".gz" if gz else ""), "wb") as f:
+    f.write(raw)
+
+
+@pytest.fixture(scope="module")
+def tiny_idx(tmp_path_factory):
+  """Four IDX files (train gzipped, test plain) with 12 / 5 random images and known labels."""
+  root = str(tmp_path_factory.mktemp("idx"))
+  rng = np.random.default_rng(0)
+  data = {"train": (rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), np.arange(12) % 10),
+          "test": (rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), np.array([9, 0, 3, 3, 7]))}
+  for split, prefix, gz in (("train", "train", True), ("test", "t10k", False)):
+    images, labels = data[split]
+    write_idx(os.path.join(root, f"{prefix}-images-idx3-ubyte"), images, gz=gz)
+    write_idx(os.path.join(root, f"{prefix}-labels-idx1-ubyte"), labels.astype(np.uint8), gz=gz)
+  return root, data
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+def test_importing_the_package_imports_neither_tensorflow_nor_tfds():
+  import subprocess
+  import sys
+  code = ("import sys, ssl_jax.data; "
+          "assert 'tensorflow' not in sys.modules and 'tensorflow_datasets' not in sys.modules")
+  subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_read_idx_parses_gzipped_and_plain_files(tiny_idx):
+  from ssl_jax.data import idx
+  root, data = tiny_idx
+  np.testing.assert_array_equal(idx.read_idx(os.path.join(root, "train-images-idx3-ubyte.gz")),
+                                data["train"][0])
+  labels = idx.read_idx(os.path.join(root, "t10k-labels-idx1-ubyte"))
+  assert labels.shape == (5,) and labels.dtype == np.uint8
+  np.testing.assert_array_equal(labels, data["test"][1])
+
+
+def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
+  from ssl_jax.data import idx
+  bad = tmp_path / "bad"
+  bad.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"\x01\x02")
+  with pytest.raises(ValueError, match="truncated or corrupt: its header promises shape"):
+    idx.read_idx(str(bad))
+  bad.write_bytes(b"\x89PNG....")
+  with pytest.raises(ValueError, match="is not an IDX file"):
+    idx.read_idx(str(bad))
+
+
+def test_idx_builder_on_tiny_files(tiny_idx, tfds_dir):
+  root, data = tiny_idx
+  for split in ("train", "test"):
+    ds = D.load_arrays("mnist", split, data_dir=root, tfds_data_dir=tfds_dir)
+    images, labels = data[split]
+    assert ds.images.shape == (len(labels), 28, 28, 1) and ds.images.dtype == np.uint8
+    assert ds.labels.dtype == np.int32 and ds.num_classes == 10 and ds.name == "mnist"
+    # The files' order is kept (the builder disables TFDS's shuffling).
+    np.testing.assert_array_equal(ds.images[..., 0], images)
+    np.testing.assert_array_equal(ds.labels, labels)
+  # TFDS sub-splits work as usual.
+  assert len(D.load_arrays("mnist", "train[:4]", data_dir=root, tfds_data_dir=tfds_dir)) == 4
+
+
+def test_idx_builder_reuses_then_rebuilds_when_files_change(tiny_idx, tfds_dir, tmp_path):
+  from ssl_jax.data import idx
+  root, data = tiny_idx
+  builder = idx.prepare_idx(root, variant="fashion_mnist", tfds_data_dir=tfds_dir)
+  assert builder.info.features["label"].names[0] == "T-shirt/top"
+  assert builder.info.features["label"].names[9] == "Ankle boot"
+  start = time.perf_counter()
+  again = idx.prepare_idx(root, variant="fashion_mnist", tfds_data_dir=tfds_dir)
+  assert again.is_prepared() and time.perf_counter() - start < 5.0
+  # A truncated build is not reused for a full request, and the other way round.
+  short = idx.prepare_idx(root, variant="fashion_mnist", tfds_data_dir=tfds_dir,
+                          max_examples_per_split=4)
+  assert short.info.splits["train"].num_examples == 4
+  assert len(D.load_arrays("fashion_mnist", "train", data_dir=root, tfds_data_dir=tfds_dir)) == 12
+  # Same names, new contents: the fingerprint differs, so the dataset is rebuilt.
+  copy = tmp_path / "copy"
+  copy.mkdir()
+  for name in os.listdir(root):
+    (copy / name).write_bytes(open(os.path.join(root, name), "rb").read())
+  new_images = np.full((3, 28, 28), 7, np.uint8)
+  write_idx(str(copy / "t10k-images-idx3-ubyte"), new_images, gz=False)
+  write_idx(str(copy / "t10k-labels-idx1-ubyte"), np.array([1, 2, 3], np.uint8), gz=False)
+  ds = D.load_arrays("fashion_mnist", "test", data_dir=str(copy), tfds_data_dir=tfds_dir)
+  np.testing.assert_array_equal(ds.images[..., 0], new_images)
+  np.testing.assert_array_equal(ds.labels, [1, 2, 3])
+
+
+@pytest.mark.skipif(not HAVE_FMNIST, reason=(
+    f"Debian's dataset-fashion-mnist is not installed ({FMNIST} is missing); "
+    "`sudo apt-get install dataset-fashion-mnist` enables this test"))
+def test_idx_builder_on_real_fashion_mnist(tmp_path):
+  from ssl_jax.data import idx
+  files = idx.find_idx_files(FMNIST)
+  train_images = idx.read_idx(files["train"][0])
+  train_labels = idx.read_idx(files["train"][1])
+  test_labels = idx.read_idx(files["test"][1])
+  assert train_images.shape == (60000, 28, 28) and train_images.dtype == np.uint8
+  np.testing.assert_array_equal(np.bincount(train_labels), [6000] * 10)
+  np.testing.assert_array_equal(np.bincount(test_labels), [1000] * 10)
+  # Mean / std used for normalisation match the data.
+  from ssl_jax.data import augment
+  mean, std = augment.MEAN_STD["fashion_mnist"]
+  assert abs(train_images.mean() / 255 - mean[0]) < 1e-3
+  assert abs(train_images.std() / 255 - std[0]) < 1e-3
+  # The builder on the real folder (first 64 of each split, to stay fast) gives the same examples.
+  builder = idx.prepare_idx(FMNIST, tfds_data_dir=str(tmp_path), max_examples_per_split=64)
+  import tensorflow_datasets as tfds
+  data = tfds.as_numpy(builder.as_dataset(split="train", batch_size=-1))
+  np.testing.assert_array_equal(data["image"][..., 0], train_images[:64])
+  np.testing.assert_array_equal(data["label"], train_labels[:64])
+
+
+def test_missing_idx_folder_and_file_errors(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  with pytest.raises(D.DatasetNotFoundError) as e:
+    D.load_arrays("fashion_mnist", "train", data_dir=missing, tfds_data_dir=str(tmp_path))
+  msg = str(e.value)
+  assert isinstance(e.value, FileNotFoundError)
+  assert missing in msg and "sudo apt-get install dataset-fashion-mnist" in msg
+  assert "data.data_dir=<folder with the four IDX files>" in msg and msg.count(". ") == 0
+  (tmp_path / "partial").mkdir()
+  write_idx(str(tmp_path / "partial" / "train-images-idx3-ubyte"), np.zeros((1, 28, 28)), gz=True)
+  with pytest.raises(D.DatasetNotFoundError, match="train-labels-idx1-ubyte.*is missing"):
+    D.load_arrays("fashion_mnist", "train", data_dir=str(tmp_path / "partial"))
+
+
+def test_digits(tfds_dir):
+  from sklearn.datasets import load_digits
+  train = D.load_arrays("digits", "train", tfds_data_dir=tfds_dir)
+  test = D.load_arrays("digits", "test", tfds_data_dir=tfds_dir)
+  assert train.images.shape == (1500, 8, 8, 1) and test.images.shape == (297, 8, 8, 1)
+  assert train.num_classes == 10 and set(np.unique(train.labels)) == set(range(10))
+  digits = load_digits()
+  order = np.random.default_rng(0).permutation(1797)
+  expected = np.rint(digits.images * 255 / 16).astype(np.uint8)
+  np.testing.assert_array_equal(train.images[..., 0], expected[order[:1500]])
+  np.testing.assert_array_equal(test.labels, digits.target[order[1500:]])
+
+
+def test_catalog_dataset_not_prepared_errors(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+  with pytest.raises(D.DatasetNotFoundError) as e:
+    D.load_arrays("cifar10", "train", tfds_data_dir=str(tmp_path), download=False)
+  assert "'cifar10' is not prepared in " + str(tmp_path) in str(e.value)
+  assert "tfds build cifar10" in str(e.value) and "tfds_data_dir=" in str(e.value)
+
+  def no_network(self, *args, **kwargs):
+    raise ConnectionError("Failed to resolve host")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+  with pytest.raises(D.DatasetNotFoundError, match=r"could not be downloaded \(ConnectionError"):
+    D.load_arrays("cifar100", "test", tfds_data_dir=str(tmp_path))
+
+
+def test_catalog_and_idx_paths_under_mock_data(tiny_idx):
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=6):
+    ds = D.load_arrays("cifar10", "train")
+    idx_ds = D.load_arrays("fashion_mnist", "train", data_dir=tiny_idx[0])
+  assert ds.images.shape == (6, 32, 32, 3) and ds.images.dtype == np.uint8
+  assert ds.labels.shape == (6,) and ds.num_classes == 10
+  assert ((0 <= ds.labels) & (ds.labels < 10)).all()
+  # Trainer smoke tests mock TFDS: the IDX builder is mocked like a catalog one.
+  assert idx_ds.images.shape == (6, 28, 28, 1) and idx_ds.num_classes == 10
+
+
+def test_bad_names_and_arguments(tmp_path):
+  with pytest.raises(ValueError, match="Unknown dataset 'no_such_data'"):
+    D.load_arrays("no_such_data", "train", tfds_data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="only 'fashion_mnist' and 'mnist' read"):
+    D.load_arrays("cifar10", "train", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="stream it with"):
+    D.load_arrays("imagenet2012", "train")
+
+
+def test_dataset_info_and_array_dataset():
+  info = D.dataset_info("cifar100")
+  assert info.image_shape == (32, 32, 3) and info.num_classes == 100 and info.rgb
+  assert D.dataset_info("fashion_mnist").rgb is False
+  assert D.dataset_info("stl10").unlabeled_split == "unlabelled"
+  assert D.dataset_info("imagenet2012").streaming
+  with pytest.raises(ValueError, match="images must be uint8 of shape"):
+    D.ArrayDataset(np.zeros((2, 4, 4), np.uint8), np.zeros(2, np.int32), 10, "x")
+  with pytest.raises(ValueError, match="labels must be int32"):
+    D.ArrayDataset(np.zeros((2, 4, 4, 1), np.uint8), np.zeros(3, np.int32), 10, "x")
+
+
+def test_labeled_subset_is_balanced_and_deterministic():
+  labels = np.repeat(np.arange(4), 10).astype(np.int32)
+  ds = D.ArrayDataset(np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1), labels, 4, "toy")
+  lab, unlab = D.labeled_subset(ds, num_labels=8, seed=1)
+  np.testing.assert_array_equal(np.bincount(lab.labels), [2, 2, 2, 2])
+  assert len(unlab) == 32
+  assert not set(lab.images.ravel()) & set(unlab.images.ravel())
+  np.testing.assert_array_equal(D.labeled_subset(ds, num_labels=8, seed=1)[0].images, lab.images)
+  with pytest.raises(ValueError, match="positive multiple of num_classes=4"):
+    D.labeled_subset(ds, num_labels=6)
