@@ -29,7 +29,7 @@ def get_config():
   c.views.jitter_p = 0.8
 
   c.model.encoder = "convnet"
-  c.model.widths = (32, 64, 128)
+  c.model.widths = (16, 32, 64, 128)
   c.model.proj_hidden_dim = 256
   c.model.proj_dim = 64
 

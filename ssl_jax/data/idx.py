@@ -18,11 +18,14 @@ The names differ from the catalog's `mnist` / `fashion_mnist`, so both can be us
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import os
 import struct
+import tempfile
 import zlib
 
 from etils import epath
@@ -220,6 +223,20 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
       yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
 
 
+@contextlib.contextmanager
+def _prepare_lock(name: str, tfds_data_dir: str | None):
+  """Serialise preparation of one dataset among the processes of this machine (test workers, hosts
+  sharing a machine): TFDS builds into a temporary folder and renames it, which races otherwise."""
+  key = hashlib.sha1(f"{os.path.abspath(os.path.expanduser(tfds_data_dir or '~'))}/{name}".encode())
+  path = os.path.join(tempfile.gettempdir(), f"ssl_jax_prepare_{key.hexdigest()[:16]}.lock")
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def prepare_idx(directory: str, *, variant: str = "fashion_mnist", tfds_data_dir: str | None = None,
                 max_examples_per_split: int | None = None) -> IdxImages:
   """Prepare (once) and return the `idx_images/<variant>` builder for the IDX files in `directory`.
@@ -238,6 +255,11 @@ def prepare_idx(directory: str, *, variant: str = "fashion_mnist", tfds_data_dir
   """
   configure_tensorflow()
   files = find_idx_files(directory, variant)
+  with _prepare_lock(f"idx_images/{variant}", tfds_data_dir):
+    return _prepare_idx(directory, files, variant, tfds_data_dir, max_examples_per_split)
+
+
+def _prepare_idx(directory, files, variant, tfds_data_dir, max_examples_per_split) -> IdxImages:
   builder = IdxImages(config=variant, data_dir=tfds_data_dir)
   if builder.is_prepared():
     wanted = {split: _idx_length(images) for split, (images, _) in files.items()}
@@ -258,8 +280,9 @@ def prepare_idx(directory: str, *, variant: str = "fashion_mnist", tfds_data_dir
 def prepare_digits(*, tfds_data_dir: str | None = None) -> SklearnDigits:
   """Prepare (once) and return the `sklearn_digits` builder."""
   configure_tensorflow()
-  builder = SklearnDigits(data_dir=tfds_data_dir)
-  builder.download_and_prepare()
+  with _prepare_lock("sklearn_digits", tfds_data_dir):
+    builder = SklearnDigits(data_dir=tfds_data_dir)
+    builder.download_and_prepare()
   return builder
 
 

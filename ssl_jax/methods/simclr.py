@@ -135,7 +135,7 @@ def step(state: SimCLRState, batch: dict[str, jax.Array], *, method: SimCLR
   updates, opt_state = method.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {**metrics, "train/lr": method.schedule(state.step),
-             "train/l2_grads": optax.global_norm(grads), "train/l2_params": optax.global_norm(params)}
+             "train/l2_grads": optax.tree.norm(grads), "train/l2_params": optax.tree.norm(params)}
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                             opt_state=opt_state)
   return new_state, metrics

@@ -53,7 +53,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "convnet"     # a name in ssl_jax.models.ENCODERS
-  c.model.widths = (32, 64, 128)  # ConvNet only
+  c.model.widths = (16, 32, 64, 128)  # ConvNet only
   c.model.proj_hidden_dim = 512
   c.model.proj_dim = 128
   c.model.proj_layers = 2

@@ -43,6 +43,8 @@ def initialize_distributed(dist) -> None:
                       "distributed.process_id (this process's index).")
     kwargs = dict(coordinator_address=dist.coordinator_address, num_processes=dist.num_processes,
                   process_id=dist.process_id)
+  # CPU devices of different processes talk over gloo (GPU and TPU bring their own collectives).
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   try:
     jax.distributed.initialize(**kwargs)
   except (RuntimeError, ValueError) as e:

@@ -96,11 +96,17 @@ def _run_until_checkpoint_then(sig, workdir):
   return proc.returncode, out, err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_run_resumes_with_identical_losses(tmp_path, sig):
-  reference = str(tmp_path / "reference")
+@pytest.fixture(scope="module")
+def reference_losses(tmp_path_factory):
+  """train/loss at every step of an uninterrupted run."""
+  reference = str(tmp_path_factory.mktemp("reference"))
   done = cli(reference, *RESUME_ARGS)
   assert done.returncode == 0, done.stderr
+  return losses(reference)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_with_identical_losses(tmp_path, sig, reference_losses):
   workdir = str(tmp_path / "killed")
   code, _, err = _run_until_checkpoint_then(sig, workdir)
   assert code != 0
@@ -112,6 +118,6 @@ def test_killed_run_resumes_with_identical_losses(tmp_path, sig):
   resumed = cli(workdir, *RESUME_ARGS)
   assert resumed.returncode == 0, resumed.stderr
   assert f"resumed from step {steps[-1]}" in resumed.stdout
-  ref, got = losses(reference), losses(workdir)
+  ref, got = reference_losses, losses(workdir)
   assert sorted(got) == list(range(1, 301))
   np.testing.assert_allclose([got[s] for s in range(1, 301)], [ref[s] for s in range(1, 301)], rtol=1e-6)
