@@ -53,6 +53,13 @@ def test_smoke_whole_loop_writes_everything(tmp_path):
   assert all(np.isfinite(r["train/loss"]) for r in rows if "train/loss" in r)
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["total_steps"] == 20
+  # `python -m ssl_jax.evaluate` scores the latest checkpoint the same way.
+  from ssl_jax import evaluate
+  assert evaluate.main([f"--workdir={workdir}", "--config.eval.pixel_probe=false"]) == 0
+  with open(os.path.join(workdir, "eval_results.json")) as f:
+    evaluated = json.load(f)
+  assert evaluated["steps"] == 20
+  assert abs(evaluated["knn_top1"] - results["knn_top1"]) < 1e-6
   # Running again on the finished workdir restores step 20 and trains nothing more.
   again = trainer.train_and_evaluate(tiny_config(**{"eval.final": False}), workdir)
   assert again["steps"] == 20
