@@ -230,10 +230,13 @@ def dino_per_example(student_logits: Sequence[jax.Array] | jax.Array,
   q = jax.lax.stop_gradient(q)  # [T, b, K]
   log_p = jax.nn.log_softmax(student.astype(dtype) / student_temperature, axis=-1)  # [S, b, K]
 
+  # The loss is linear in the targets: sum_t sum_{s != t} q_t . log p_s = sum_s w_s . log p_s with
+  # w_s = sum_t q_t - [s < T] q_s, so one product per student crop instead of one per (t, s) pair.
+  q_sum = jnp.sum(q, axis=0)  # [b, K]
   total = jnp.zeros(student.shape[1], dtype)
-  for t in range(n_t):
-    ce = -jnp.sum(q[t][None] * log_p, axis=-1)  # [S, b]
-    total = total + jnp.sum(jnp.where((jnp.arange(n_s) != t)[:, None], ce, 0.0), axis=0)
+  for s in range(n_s):
+    w = q_sum - q[s] if s < n_t else q_sum
+    total = total - jnp.sum(w * log_p[s], axis=-1)
   return total / (n_t * (n_s - 1))
 
 

@@ -116,6 +116,17 @@ def test_gradients_match_finite_differences():
     check_grads(vicreg, (z1, z2), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
+def test_gram_custom_derivative_equals_autodiff_of_matmul():
+  rng = np.random.default_rng(3)
+  x, dx = (jnp.asarray(rng.normal(size=(7, 4)), jnp.float32) for _ in range(2))
+  ct = jnp.asarray(rng.normal(size=(4, 4)), jnp.float32)  # not symmetric: both transposes matter
+  plain = lambda a: a.T @ a
+  np.testing.assert_allclose(R._gram(x), plain(x), rtol=1e-6)
+  np.testing.assert_allclose(jax.vjp(R._gram, x)[1](ct)[0], jax.vjp(plain, x)[1](ct)[0], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(jax.jvp(R._gram, (x,), (dx,))[1], jax.jvp(plain, (x,), (dx,))[1], rtol=1e-5,
+                             atol=1e-6)
+
+
 # ---------------------------------------------------------------- low precision
 
 @pytest.mark.parametrize("fn", [BARLOW, VICREG], ids=["barlow_twins", "vicreg"])

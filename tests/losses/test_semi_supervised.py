@@ -84,6 +84,26 @@ def test_pseudo_label_and_fixmatch_match_reference():
   assert 0 < np.sum(want_mask) < len(want_mask)  # the threshold of 0.8 keeps some, drops some
 
 
+def test_hard_target_is_argmax_with_ties_infs_and_nans():
+  x = np.random.default_rng(5).normal(size=(16, 7)).astype(np.float32)
+  x[:4, 2] = x[:4].max(1) + 1.0
+  x[:4, 5] = x[:4, 2]                   # ties: the first maximum wins
+  x[4] = -np.inf                        # all -inf: index 0
+  x[5, [1, 6]] = np.inf                 # two +inf: the first
+  x[6, 3] = np.nan                      # a NaN: its index, as jnp.argmax
+  x[7, [1, 4]] = [np.inf, np.nan]
+  x[8] = np.nan
+  target, mask = jax.jit(S._confident_hard_target, static_argnums=1)(jnp.asarray(x), 0.0)
+  np.testing.assert_array_equal(target, np.argmax(x, axis=-1))
+  np.testing.assert_array_equal(target, jnp.argmax(x, axis=-1))
+  np.testing.assert_array_equal(mask[6:9], 0.0)  # a row with NaN is never confident
+  # FixMatch: a NaN weak row is masked out and leaves the strong view's loss and gradient at 0.
+  strong = np.random.default_rng(6).normal(size=x.shape).astype(np.float32)
+  loss, grad = jax.value_and_grad(lambda s: jnp.sum(S.fixmatch(x[6:9], s, threshold=0.0)[0]))(strong[6:9])
+  assert float(loss) == 0.0
+  np.testing.assert_array_equal(grad, 0.0)
+
+
 def test_pseudo_label_targets_get_no_gradient():
   logits = _logits(2)
   loss, mask = pseudo_label(logits, threshold=0.5)
