@@ -1,0 +1,369 @@
+r"""SimCLR training-step throughput: ssl_jax's own step against a PyTorch eager step doing the same work.
+
+  python benchmarks/train_step.py                    # full: ConvNet batch 256 x 10 steps, ResNet-18 128 x 5
+  python benchmarks/train_step.py --quick            # a smoke run (< 60 s on an idle 2-core machine)
+  python benchmarks/train_step.py --markdown --models convnet --batch-size 512 --steps 20
+
+Each row times one full SimCLR update on a batch of uint8 images [B, H, W, C]: two augmented views of every
+image, one forward pass of both views through encoder and projector (BatchNorm statistics over both), NT-Xent,
+the backward pass and an AdamW update. Throughput counts every source image once (B per step, although 2B views
+are computed).
+
+  * JAX is the library's step itself, not a re-implementation: `ssl_jax.methods.simclr.make(config, ...)` from a
+    `base_config()` with the experiment's model and views, then `jax.jit(partial(simclr.step, method=method),
+    donate_argnums=0)`, compiled ahead of time (the compile time is its own column). The views are made on device
+    inside the step. The step also computes the metrics it returns (the loss, the learning rate, the gradient and
+    parameter norms).
+  * PyTorch (`benchmarks/_torch_models.py`) is what a PyTorch user writes: the same augmentations batched on
+    tensors, the same encoder and projector (the parameter counts are checked to be equal), lightly's NT-Xent and
+    `torch.optim.AdamW`, run eagerly with one intra-op thread per core (`--torch-threads` to change), with
+    `OMP_WAIT_POLICY=PASSIVE` unless set otherwise (why: see the comment where it is set).
+  * Both sides use AdamW (weight decay on weights of >= 2 dims, warm-up + cosine learning rate) so that the
+    optimiser is the same code path on both; the experiment configs' LARS costs about as much per step.
+  * Timing: two warm-up steps on each side, then `--steps` steps of each side interleaved ABBA
+    (`_timing.interleaved`), medians reported; both sides see the same images and use float32.
+
+The results of our last run are in `benchmarks/README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# PyTorch's OpenMP threads sleep rather than spin while they wait (set before torch is imported; an explicit
+# OMP_WAIT_POLICY wins). Spinning threads make eager PyTorch several times slower as soon as another process
+# wants the same cores, which would flatter JAX on a shared machine; XLA's own thread pool does not spin long.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Make `ssl_jax` (repository root) and `_timing` / `_torch_models` (this folder) importable when run as a script.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+sys.path.insert(1, os.path.dirname(_HERE))
+
+import _timing  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One row of the table: an encoder at an input shape, with the settings of the experiment it comes from.
+
+  Attributes:
+    key: what `--models` matches ("convnet" or "resnet18").
+    label: the model's name in the table.
+    encoder: `config.model.encoder`.
+    image_shape: (H, W, C) of the input.
+    dataset: `config.data.name`, which sets the normalisation mean and std.
+    proj_hidden_dim, proj_dim: the projector, as in the experiment's config.
+    crop_scale_min: the views' smallest crop area, as in the experiment's config.
+    batch_size: default global batch of the full run.
+    steps: default number of timed steps per side of the full run.
+  """
+  key: str
+  label: str
+  encoder: str
+  image_shape: tuple[int, int, int]
+  dataset: str
+  proj_hidden_dim: int
+  proj_dim: int
+  crop_scale_min: float
+  batch_size: int
+  steps: int
+
+
+# ConvNet rows follow configs/simclr/fashion_mnist.py (the default experiment), the ResNet row
+# configs/simclr/cifar10_resnet18.py (in float32, without its solarisation, which costs nothing measurable).
+ROWS = (
+    Row("convnet", "ConvNet (32, 64, 128)", "convnet", (28, 28, 1), "fashion_mnist", 256, 64, 0.3, 256, 10),
+    Row("convnet", "ConvNet (32, 64, 128)", "convnet", (32, 32, 3), "cifar10", 256, 64, 0.3, 256, 10),
+    Row("resnet18", "ResNet-18 (CIFAR stem)", "resnet18_cifar", (32, 32, 3), "cifar10", 2048, 256, 0.08, 128, 5),
+)
+QUICK_BATCH = {"convnet": 32, "resnet18": 8}
+LR, WEIGHT_DECAY, WARMUP_STEPS, TOTAL_STEPS, TEMPERATURE = 2e-3, 1e-4, 200, 3000, 0.2
+
+
+def make_config(row: Row, batch_size: int):
+  """The ssl_jax config of a row: `base_config()` with the experiment's model and views, AdamW, no probe."""
+  from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top
+
+  c = base_config()
+  c.method = "simclr"
+  c.batch_size = batch_size
+  c.total_steps = TOTAL_STEPS
+  c.data.name = row.dataset
+  c.model.encoder = row.encoder
+  c.model.widths = (32, 64, 128)
+  c.model.proj_hidden_dim = row.proj_hidden_dim
+  c.model.proj_dim = row.proj_dim
+  c.model.proj_layers = 2
+  c.model.dtype = "float32"
+  c.views.crop_scale_min = row.crop_scale_min
+  c.views.crop_scale_max = 1.0
+  c.views.flip = True
+  c.views.jitter_strength = 0.5
+  c.views.jitter_prob = 0.8
+  c.views.grayscale_prob = 0.2
+  c.views.blur_prob = 0.0
+  c.views.solarize_prob = 0.0
+  c.simclr.temperature = TEMPERATURE
+  c.simclr.block_size = 0
+  c.optim.name = "adamw"
+  c.optim.lr = LR
+  c.optim.scale_lr_with_batch = False
+  c.optim.warmup_steps = WARMUP_STEPS
+  c.optim.end_lr_factor = 0.0
+  c.optim.weight_decay = WEIGHT_DECAY
+  c.optim.b1, c.optim.b2 = 0.9, 0.999
+  c.optim.grad_clip_norm = 0.0
+  c.eval.online_probe = False
+  return c
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The two sides.
+# ----------------------------------------------------------------------------------------------------------
+
+
+class JaxStep:
+  """ssl_jax's SimCLR step, jitted with the state donated and compiled ahead of time; each call is one update."""
+
+  def __init__(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray):
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    from ssl_jax.methods import simclr  # pylint: disable=g-import-not-at-top
+
+    self._jax = jax
+    config = make_config(row, batch_size)
+    self.method = simclr.make(config, image_shape=row.image_shape, num_classes=10)
+    self.state = jax.jit(functools.partial(simclr.init, self.method))(jax.random.PRNGKey(0))
+    self.batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
+    jax.block_until_ready((self.state, self.batch))
+    self.num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(
+        {k: self.state.params[k] for k in ("encoder", "projector")}))
+    t0 = time.perf_counter()
+    step = jax.jit(functools.partial(simclr.step, method=self.method), donate_argnums=0)
+    self.compiled = step.lower(self.state, self.batch).compile()
+    self.compile_s = time.perf_counter() - t0
+    self.warm = False
+    self.first_loss = None
+
+  def call(self) -> Any:
+    self.state, metrics = self.compiled(self.state, self.batch)
+    return self._jax.block_until_ready((self.state, metrics))[1]
+
+  def warmup(self) -> None:
+    self.first_loss = float(self.call()["train/loss"])
+    self.call()
+    self.warm = True
+
+  def time_once(self) -> float:
+    t0 = time.perf_counter()
+    self.call()
+    return time.perf_counter() - t0
+
+
+class TorchStep:
+  """The PyTorch eager SimCLR step of `_torch_models`, built to mirror `method` (views, widths, projector)."""
+
+  def __init__(self, row: Row, method: Any, images: np.ndarray, seed: int = 0):
+    import torch  # pylint: disable=g-import-not-at-top
+
+    import _torch_models as T  # pylint: disable=g-import-not-at-top
+
+    torch.manual_seed(seed)
+    v = method.views
+    h, w, c = row.image_shape
+    size = getattr(v, "size", None)
+    if size is not None and _pair_of(size) != (h, w):
+      raise ValueError(f"The PyTorch views keep the input size {h}x{w}, but ssl_jax's views resize to {size}.")
+    if any(p > 0 for p in _pair_of(getattr(v, "blur_p", 0.0))):
+      raise ValueError("The PyTorch views have no Gaussian blur; run with config.views.blur_prob = 0.")
+    mean, std = v.mean, v.std
+    if mean is None or std is None:
+      mean, std = (0.0,) * c, (1.0,) * c
+    self.views = T.SimCLRViews(
+        crop_scale=tuple(v.crop_scale), crop_ratio=tuple(getattr(v, "crop_ratio", (3 / 4, 4 / 3))),
+        flip_p=v.flip_p, brightness=v.brightness, contrast=v.contrast, saturation=v.saturation, hue=v.hue,
+        jitter_p=v.jitter_p, grayscale_p=v.grayscale_p, solarize_p=_pair_of(getattr(v, "solarize_p", 0.0)),
+        mean=mean, std=std)
+    if row.encoder == "convnet":
+      encoder = T.ConvNet(c, widths=tuple(method.encoder.widths),
+                          convs_per_stage=method.encoder.convs_per_stage)
+    else:
+      enc = method.encoder
+      if tuple(enc.stage_sizes) != (2, 2, 2, 2) or enc.stem != "cifar":
+        raise ValueError(f"The PyTorch side mirrors ResNet-18 with the CIFAR stem only; got {enc}.")
+      encoder = T.ResNet18Cifar(c, widths=tuple(enc.num_filters * 2 ** i for i in range(4)))
+    projector = T.MLPHead(encoder.feature_dim, tuple(method.projector.hidden_dims), method.projector.out_dim)
+    self.step = T.SimCLRStep(encoder, projector, self.views, temperature=method.temperature, lr=LR,
+                             weight_decay=WEIGHT_DECAY, betas=(0.9, 0.999), warmup_steps=WARMUP_STEPS,
+                             total_steps=TOTAL_STEPS, end_lr_factor=0.0)
+    self.num_params = self.step.num_params()
+    self.images = torch.from_numpy(images)
+    self.warm = False
+    self.first_loss = None
+
+  def warmup(self) -> None:
+    # Two steps: PyTorch's first steps also create the optimiser state and grow its allocator's pools.
+    self.first_loss = float(self.step(self.images))
+    self.step(self.images)
+    self.warm = True
+
+  def time_once(self) -> float:
+    t0 = time.perf_counter()
+    self.step(self.images)
+    return time.perf_counter() - t0
+
+
+def _pair_of(p) -> tuple[float, float]:
+  return (float(p), float(p)) if isinstance(p, (int, float)) else (float(p[0]), float(p[1]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running and reporting.
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Result:
+  row: Row
+  batch_size: int
+  steps: int
+  jax_params: int
+  torch_params: int
+  compile_s: float
+  jax: _timing.Timing
+  torch: _timing.Timing
+  jax_first_loss: float
+  torch_first_loss: float
+
+  @property
+  def jax_ips(self) -> float:
+    return self.batch_size / self.jax.median
+
+  @property
+  def torch_ips(self) -> float:
+    return self.batch_size / self.torch.median
+
+  @property
+  def ratio(self) -> float:
+    return self.jax_ips / self.torch_ips
+
+
+def run_row(row: Row, batch_size: int, steps: int, seed: int, log) -> Result:
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (batch_size, *row.image_shape), dtype=np.uint8)
+  labels = rng.integers(0, 10, (batch_size,), dtype=np.int32)
+  jax_step = JaxStep(row, batch_size, images, labels)
+  log(f"  JAX: compiled in {jax_step.compile_s:.1f} s; {jax_step.num_params:,} parameters (encoder + projector)")
+  torch_step = TorchStep(row, jax_step.method, images, seed=seed)
+  log(f"  PyTorch: {torch_step.num_params:,} parameters")
+  if torch_step.num_params != jax_step.num_params:
+    log(f"  WARNING: parameter counts differ (JAX {jax_step.num_params:,}, PyTorch {torch_step.num_params:,}); "
+        "the PyTorch model does not mirror the Flax one.")
+  jax_step.warmup()
+  torch_step.warmup()
+  log(f"  first-step loss: JAX {jax_step.first_loss:.3f}, PyTorch {torch_step.first_loss:.3f} "
+      f"(log(2B - 1) = {np.log(2 * batch_size - 1):.3f})")
+  t_jax, t_torch = _timing.interleaved([jax_step, torch_step], steps)
+  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.compile_s, t_jax,
+                t_torch, jax_step.first_loss, torch_step.first_loss)
+
+
+def _fmt_ips(x: float) -> str:
+  return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Sequence[str]) -> str:
+  headers = ["model", "input", "batch", "params", "JAX img/s", "PyTorch img/s", "JAX / PyTorch", "JAX compile s"]
+  rows = []
+  for r in results:
+    params = f"{r.jax_params / 1e6:.2f}M" if r.jax_params == r.torch_params else (
+        f"{r.jax_params / 1e6:.2f}M vs {r.torch_params / 1e6:.2f}M (!)")
+    rows.append([r.row.label, "x".join(map(str, r.row.image_shape)), str(r.batch_size), params,
+                 _fmt_ips(r.jax_ips), _fmt_ips(r.torch_ips), f"{r.ratio:.2f}x", f"{r.compile_s:.1f}"])
+  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 6)
+  steps = "/".join(sorted({str(r.steps) for r in results}, key=int))
+  notes = [
+      f"Machine: {_timing.format_machine(info)}.",
+      f"Command: python benchmarks/train_step.py {' '.join(argv)}".rstrip() + ".",
+      "One SimCLR update per step: two augmented views of each image (random resized crop, flip, colour jitter, "
+      "grayscale), encoder + projector forward on both views, NT-Xent, backward, AdamW. img/s counts each source "
+      f"image once; medians of {steps} steps per side, timed interleaved after warm-up. "
+      "JAX: ssl_jax.methods.simclr.step under jax.jit (views made inside the step); "
+      "PyTorch: eager, benchmarks/_torch_models.py, "
+      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}. float32 both sides.",
+  ]
+  return table + "\n\n" + ("\n\n" if markdown else "\n").join(notes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--quick", action="store_true",
+                      help=f"small batches ({QUICK_BATCH}) and 2 timed steps: a smoke run (< 60 s)")
+  parser.add_argument("--models", nargs="+", choices=sorted({r.key for r in ROWS}), default=None,
+                      help="only these encoders (default: all rows)")
+  parser.add_argument("--batch-size", type=int, default=None,
+                      help="global batch of every row (default: 256 for the ConvNet, 128 for ResNet-18)")
+  parser.add_argument("--steps", type=int, default=None,
+                      help="timed steps per side (default: 10 for the ConvNet, 5 for ResNet-18; 2 with --quick)")
+  parser.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown")
+  parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+  parser.add_argument("--torch-threads", type=int, default=None,
+                      help="PyTorch intra-op threads (default: one per core, as JAX uses)")
+  parser.add_argument("--seed", type=int, default=0)
+  args = parser.parse_args(argv)
+  if args.batch_size is not None and args.batch_size < 2:
+    parser.error(f"--batch-size must be at least 2 (NT-Xent needs negatives), got {args.batch_size}")
+  if args.steps is not None and args.steps < 1:
+    parser.error(f"--steps must be positive, got {args.steps}")
+
+  def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+  if args.torch_threads is None:
+    _timing.setup_torch_threads()
+  else:
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(args.torch_threads)
+  info = _timing.machine_info()
+  log("Machine: " + _timing.format_machine(info))
+
+  rows = [r for r in ROWS if args.models is None or r.key in args.models]
+  results = []
+  for row in rows:
+    batch = args.batch_size or (QUICK_BATCH[row.key] if args.quick else row.batch_size)
+    steps = args.steps or (2 if args.quick else row.steps)
+    log(f"{row.label} {'x'.join(map(str, row.image_shape))}, batch {batch} ...")
+    r = run_row(row, batch, steps, args.seed, log)
+    log(f"  JAX {r.jax.median_ms:.0f} ms/step ({_fmt_ips(r.jax_ips)} img/s, spread {r.jax.spread_ms:.0f} ms), "
+        f"PyTorch {r.torch.median_ms:.0f} ms/step ({_fmt_ips(r.torch_ips)} img/s, spread {r.torch.spread_ms:.0f} ms): "
+        f"{r.ratio:.2f}x")
+    results.append(r)
+
+  print(render(results, info, markdown=args.markdown, argv=argv))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"machine": info, "argv": argv, "results": [{
+          "model": r.row.label, "encoder": r.row.encoder, "input": list(r.row.image_shape),
+          "batch_size": r.batch_size, "steps": r.steps, "jax_params": r.jax_params, "torch_params": r.torch_params,
+          "jax_compile_s": r.compile_s, "jax_step_times_s": r.jax.times, "torch_step_times_s": r.torch.times,
+          "jax_images_per_s": r.jax_ips, "torch_images_per_s": r.torch_ips, "ratio": r.ratio,
+          "jax_first_loss": r.jax_first_loss, "torch_first_loss": r.torch_first_loss} for r in results]}, f, indent=2)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
