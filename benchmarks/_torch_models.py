@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _torch_losses import ntxent  # lightly's NT-Xent, shared with benchmarks/losses.py
+
 _GRAY = (0.299, 0.587, 0.114)
 BN_MOMENTUM = 0.1  # = 1 - Flax's 0.9
 BN_EPS = 1e-5
@@ -329,25 +331,6 @@ class MLPHead(nn.Module):
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.net(x)
-
-
-def ntxent(out0: torch.Tensor, out1: torch.Tensor, *, temperature: float) -> torch.Tensor:
-  """lightly's `NTXentLoss.forward` without a memory bank, on one process (lightly/loss/ntx_ent_loss.py)."""
-  batch_size = out0.shape[0]
-  out0 = F.normalize(out0, dim=1)
-  out1 = F.normalize(out1, dim=1)
-  logits_00 = torch.einsum("nc,mc->nm", out0, out0) / temperature
-  logits_01 = torch.einsum("nc,mc->nm", out0, out1) / temperature
-  logits_10 = torch.einsum("nc,mc->nm", out1, out0) / temperature
-  logits_11 = torch.einsum("nc,mc->nm", out1, out1) / temperature
-  diag_mask = torch.eye(batch_size, device=out0.device, dtype=torch.bool)
-  logits_00 = logits_00[~diag_mask].view(batch_size, -1)
-  logits_11 = logits_11[~diag_mask].view(batch_size, -1)
-  logits_0100 = torch.cat([logits_01, logits_00], dim=1)
-  logits_1011 = torch.cat([logits_10, logits_11], dim=1)
-  logits = torch.cat([logits_0100, logits_1011], dim=0)
-  labels = torch.arange(batch_size, device=out0.device, dtype=torch.long).repeat(2)
-  return F.cross_entropy(logits, labels)
 
 
 def warmup_cosine(step: int, *, peak: float, warmup_steps: int, total_steps: int, end_factor: float) -> float:

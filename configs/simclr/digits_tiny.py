@@ -2,7 +2,9 @@ r"""SimCLR, tiny ConvNet, scikit-learn digits (8x8): a seconds-long run for smok
 
   python -m ssl_jax.main --config=configs/simclr/digits_tiny.py --workdir=/tmp/simclr_digits
 
-Result when we ran it: (filled in below after measurement)
+Result when we ran it (2 shared CPU cores, 2026-11-23): after 20 steps (14 s of training) a linear probe of
+0.78 and kNN 0.79 on the 297 test digits (raw pixels: 0.97). It exists to exercise the whole loop, not to
+learn good features.
 """
 
 from ssl_jax.train.config import base_config

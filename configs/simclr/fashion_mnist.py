@@ -5,7 +5,9 @@ linear probe and a kNN classifier on the 10,000 test images, beside the same lin
 
   python -m ssl_jax.main --config=configs/simclr/fashion_mnist.py --workdir=workdirs/simclr_fashion_mnist
 
-Result when we ran it: (filled in below after measurement)
+Result when we ran it (2026-11-23, 2 CPU cores otherwise idle, `time make run`): linear probe top-1 0.8841,
+kNN top-1 0.8559, against 0.8454 for the same linear probe on raw pixels; 364 s of training, 6 min 50 s for
+the whole `make run`.
 """
 
 from ssl_jax.train.config import base_config

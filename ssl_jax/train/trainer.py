@@ -83,6 +83,10 @@ class _StopSignal:
 def load_data(config):
   """Train and test ArrayDatasets and the dataset's info."""
   info = data_lib.dataset_info(config.data.name)
+  if info.streaming:
+    raise UserError(f"The trainer holds datasets in host memory and {config.data.name} is too large for that; "
+                    "stream it with ssl_jax.data.tf_iterate_batches in your own loop, or pick a dataset "
+                    "that fits in memory (cifar10, cifar100, stl10, svhn_cropped, mnist, fashion_mnist).")
   kwargs = dict(data_dir=config.data.data_dir or None, tfds_data_dir=config.data.tfds_data_dir or None)
   train = data_lib.load_arrays(config.data.name, info.train_split, **kwargs)
   test = data_lib.load_arrays(config.data.name, info.test_split, **kwargs)
