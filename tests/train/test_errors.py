@@ -67,3 +67,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   good_step = int(re.search(r"last good checkpoint \(step (\d+)\)", line).group(1))
   steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
   assert steps and steps[-1] == good_step == bad_step - 1  # nothing non-finite was ever saved
+
+
+def test_dataset_too_large_for_memory_is_refused(tmp_path):
+  r = run(tmp_path / "w", "--config.data.name=imagenet2012")
+  assert_one_sentence(r, "imagenet2012 is too large", "tf_iterate_batches")
