@@ -22,7 +22,7 @@ def test_every_config_loads_and_validates(path):
   with open(path) as f:
     doc = f.read()
   assert "python -m ssl_jax.main --config=configs/" in doc
-  assert "Result when we ran it:" in doc
+  assert "Result when we ran it" in doc
 
 
 def test_overrides_parse_by_field_type():
