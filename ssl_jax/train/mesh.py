@@ -11,8 +11,8 @@ from ssl_jax.train.errors import UserError
 
 DATA_AXIS = "data"
 
-# Environment variables that mean "this process is one of several": JAX's own, SLURM's, Open MPI's.
-_MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+# Environment variables whose value > 1 means "this process is one of several": SLURM's and Open MPI's.
+_PROCESS_COUNT_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
 
 
 def _wants_distributed(dist) -> bool:
@@ -20,9 +20,7 @@ def _wants_distributed(dist) -> bool:
     return True
   if dist.initialize == "no":
     return False
-  if os.environ.get("SLURM_NTASKS", "1") not in ("", "1"):
-    return True
-  if os.environ.get("OMPI_COMM_WORLD_SIZE", "1") not in ("", "1"):
+  if any(os.environ.get(name, "1") not in ("", "1") for name in _PROCESS_COUNT_ENV):
     return True
   return bool(os.environ.get("JAX_COORDINATOR_ADDRESS"))
 

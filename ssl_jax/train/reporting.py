@@ -22,9 +22,10 @@ class MetricsLog:
   def __init__(self, path: str, *, resume_step: int, enabled: bool = True):
     self.path = path
     self.enabled = enabled
+    self.resumed_rows: list[dict[str, Any]] = []  # the rows kept from before the resume
     if not enabled:
       return
-    rows = []
+    rows = self.resumed_rows
     if os.path.exists(path):
       with open(path) as f:
         for line in f:
@@ -40,6 +41,10 @@ class MetricsLog:
     with open(path, "w") as f:
       for row in rows:
         f.write(json.dumps(row) + "\n")
+
+  def previous_train_seconds(self) -> float:
+    """Training time spent before the resume (0 for a fresh run), from the kept rows."""
+    return max((r["train/seconds"] for r in self.resumed_rows if "train/seconds" in r), default=0.0)
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
     if not self.enabled:

@@ -183,9 +183,6 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   prepare_workdir(workdir)
   mesh = mesh_lib.make_mesh()
   mesh_lib.check_batch_size(config.batch_size, mesh)
-  if config.batch_size % jax.process_count():
-    raise UserError(f"The global batch_size {config.batch_size} is not divisible by the "
-                    f"{jax.process_count()} processes; use a multiple of {jax.process_count()}.")
   is_main = _is_main()
   info, train, test = load_data(config)
   module, method = build(config, info)
@@ -216,7 +213,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   last_good = restored
   pending: list[tuple[int, dict]] = []
   clock = reporting.Stopwatch()
-  train_seconds_before = _previous_train_seconds(workdir, start)
+  train_seconds_before = metrics_log.previous_train_seconds()
 
   def flush() -> dict | None:
     """Fetch the metrics of the steps run since the last flush; stop on a non-finite one."""
@@ -281,21 +278,3 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     print(f"Wrote {os.path.join(workdir, 'results.json')} and report.png.", flush=True)
   checkpointer.close()
   return results
-
-
-def _previous_train_seconds(workdir: str, start: int) -> float:
-  """Training time already spent before a resume, read back from metrics.jsonl."""
-  if start == 0:
-    return 0.0
-  seconds = 0.0
-  path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        try:
-          row = json.loads(line)
-        except json.JSONDecodeError:
-          continue
-        if row.get("step", 0) <= start and "train/seconds" in row:
-          seconds = max(seconds, row["train/seconds"])
-  return seconds

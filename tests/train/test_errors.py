@@ -2,16 +2,8 @@
 
 import os
 import re
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "simclr", "digits_tiny.py")
-
-
-def run(workdir, *overrides, config=TINY):
-  cmd = [sys.executable, "-m", "ssl_jax.main", f"--config={config}", f"--workdir={workdir}", *overrides]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+from tests.train._run import run_main as run
 
 
 def assert_one_sentence(result, *fragments):

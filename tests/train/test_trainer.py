@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -16,24 +15,13 @@ from ssl_jax.train import config as config_lib
 from ssl_jax.train import mesh as mesh_lib
 from ssl_jax.train import trainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "simclr", "digits_tiny.py")
+from tests.train._run import ROOT, TINY, losses, main_command, run_main
 
 
 def tiny_config(**overrides):
   config = config_lib.load_config(TINY)
   config_lib.apply_overrides(config, [f"--config.{k}={v}" for k, v in overrides.items()])
   return config
-
-
-def cli(workdir, *overrides, timeout=300):
-  cmd = [sys.executable, "-m", "ssl_jax.main", f"--config={TINY}", f"--workdir={workdir}", *overrides]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def losses(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return {r["step"]: r["train/loss"] for r in map(json.loads, f) if "train/loss" in r}
 
 
 def test_smoke_whole_loop_writes_everything(tmp_path):
@@ -92,8 +80,8 @@ RESUME_ARGS = ("--config.total_steps=300", "--config.checkpoint_every_steps=5", 
 
 def _run_until_checkpoint_then(sig, workdir):
   """Start a run, wait for its first checkpoint, then send `sig`; return the finished process."""
-  cmd = [sys.executable, "-m", "ssl_jax.main", f"--config={TINY}", f"--workdir={workdir}", *RESUME_ARGS]
-  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(main_command(workdir, *RESUME_ARGS), cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
   ckpt = os.path.join(workdir, "checkpoints", "5")
   deadline = time.time() + 240
   while not os.path.isdir(ckpt) and proc.poll() is None and time.time() < deadline:
@@ -107,7 +95,7 @@ def _run_until_checkpoint_then(sig, workdir):
 def reference_losses(tmp_path_factory):
   """train/loss at every step of an uninterrupted run."""
   reference = str(tmp_path_factory.mktemp("reference"))
-  done = cli(reference, *RESUME_ARGS)
+  done = run_main(reference, *RESUME_ARGS)
   assert done.returncode == 0, done.stderr
   return losses(reference)
 
@@ -122,7 +110,7 @@ def test_killed_run_resumes_with_identical_losses(tmp_path, sig, reference_losse
     assert "Traceback" not in err
   steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
   assert steps and steps[-1] < 300, "the run finished before it could be killed"
-  resumed = cli(workdir, *RESUME_ARGS)
+  resumed = run_main(workdir, *RESUME_ARGS)
   assert resumed.returncode == 0, resumed.stderr
   assert f"resumed from step {steps[-1]}" in resumed.stdout
   ref, got = reference_losses, losses(workdir)
