@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-CONFIG ?= configs/simclr/fashion_mnist.py
+CONFIG ?= configs/ssl/simclr_fashion_mnist.py
 WORKDIR ?= workdirs/simclr_fashion_mnist
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 

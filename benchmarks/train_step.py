@@ -80,7 +80,7 @@ class Row:
   steps: int
 
 
-# ConvNet rows follow configs/simclr/fashion_mnist.py (the default experiment), the ResNet row
+# ConvNet rows follow configs/ssl/simclr_fashion_mnist.py (the default experiment), the ResNet row
 # configs/simclr/cifar10_resnet18.py (in float32, without its solarisation, which costs nothing measurable).
 ROWS = (
     Row("convnet", "ConvNet (32, 64, 128)", "convnet", (28, 28, 1), "fashion_mnist", 256, 64, 0.3, 256, 10),
@@ -92,28 +92,24 @@ LR, WEIGHT_DECAY, WARMUP_STEPS, TOTAL_STEPS, TEMPERATURE = 2e-3, 1e-4, 200, 3000
 
 
 def make_config(row: Row, batch_size: int):
-  """The ssl_jax config of a row: `base_config()` with the experiment's model and views, AdamW, no probe."""
+  """The ssl_jax config of a row: `base_config("simclr")` with the row's model and views, AdamW, no probe."""
+  from ssl_jax.data import views  # pylint: disable=g-import-not-at-top
   from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top
 
-  c = base_config()
-  c.method = "simclr"
+  c = base_config("simclr")
   c.batch_size = batch_size
   c.total_steps = TOTAL_STEPS
   c.data.name = row.dataset
   c.model.encoder = row.encoder
   c.model.widths = (32, 64, 128)
-  c.model.proj_hidden_dim = row.proj_hidden_dim
-  c.model.proj_dim = row.proj_dim
-  c.model.proj_layers = 2
   c.model.dtype = "float32"
-  c.views.crop_scale_min = row.crop_scale_min
-  c.views.crop_scale_max = 1.0
-  c.views.flip = True
-  c.views.jitter_strength = 0.5
-  c.views.jitter_prob = 0.8
-  c.views.grayscale_prob = 0.2
-  c.views.blur_prob = 0.0
-  c.views.solarize_prob = 0.0
+  c.simclr.proj_hidden_dim = row.proj_hidden_dim
+  c.simclr.proj_dim = row.proj_dim
+  c.simclr.proj_layers = 2
+  # SimCLR's CIFAR views (colour strength 0.5, no blur), with the row's crop scale.
+  c.simclr.views = views.to_config(views.SimCLRViews(
+      crop_scale=(row.crop_scale_min, 1.0), brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
+      blur_p=(0.0, 0.0)))
   c.simclr.temperature = TEMPERATURE
   c.simclr.block_size = 0
   c.optim.name = "adamw"
@@ -140,18 +136,20 @@ class JaxStep:
     import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-    from ssl_jax.methods import simclr  # pylint: disable=g-import-not-at-top
+    from ssl_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
+    from ssl_jax.methods.ssl import simclr  # pylint: disable=g-import-not-at-top
 
     self._jax = jax
     config = make_config(row, batch_size)
-    self.method = simclr.make(config, image_shape=row.image_shape, num_classes=10)
+    info = DatasetInfo(row.image_shape, 10, "train", "test", rgb=row.image_shape[-1] == 3)
+    self.method = simclr.make(config, info)
     self.state = jax.jit(functools.partial(simclr.init, self.method))(jax.random.PRNGKey(0))
     self.batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
     jax.block_until_ready((self.state, self.batch))
     self.num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(
         {k: self.state.params[k] for k in ("encoder", "projector")}))
     t0 = time.perf_counter()
-    step = jax.jit(functools.partial(simclr.step, method=self.method), donate_argnums=0)
+    step = jax.jit(functools.partial(simclr.step, self.method), donate_argnums=0)
     self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_s = time.perf_counter() - t0
     self.warm = False
@@ -187,7 +185,7 @@ class TorchStep:
     if size is not None and _pair_of(size) != (h, w):
       raise ValueError(f"The PyTorch views keep the input size {h}x{w}, but ssl_jax's views resize to {size}.")
     if any(p > 0 for p in _pair_of(getattr(v, "blur_p", 0.0))):
-      raise ValueError("The PyTorch views have no Gaussian blur; run with config.views.blur_prob = 0.")
+      raise ValueError("The PyTorch views have no Gaussian blur; run with blur_p = (0, 0) in config.simclr.views.")
     mean, std = v.mean, v.std
     if mean is None or std is None:
       mean, std = (0.0,) * c, (1.0,) * c

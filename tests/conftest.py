@@ -1,12 +1,19 @@
-"""Test set-up: 8 virtual CPU devices, so sharded code is tested on any machine."""
+"""Test set-up: 8 virtual CPU devices, so sharded code is tested on any machine, and a shared
+persistent compilation cache, so the many short runs of the same steps compile once (subprocesses
+started by the tests inherit both through the environment)."""
 
 import os
+import tempfile
 
 # Must happen before JAX is imported anywhere.
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"ssl_jax_test_jax_cache_{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402
 

@@ -6,6 +6,10 @@
     batch = data.shard_batch(next(batches), mesh)                  # global jax.Arrays
     v1, v2 = data.simclr_views(key, batch["image"], preset)         # inside jit, on device
 
+The trainer reads through `ssl_jax.data.streams`: the stream a method declares (unlabelled images,
+labelled + unlabelled, padded bags, P x K classes, source + target) gives each process its rows of every
+global batch as a pure function of (seed, step).
+
 Importing this package imports neither TensorFlow nor TFDS; they are loaded on the first call that
 reads data. The TFDS builders of `ssl_jax.data.idx` (`IdxImages`, `SklearnDigits`) are loaded on
 first access.
@@ -16,14 +20,15 @@ from ssl_jax.data.augment import (MEAN_STD, color_jitter, cutout, gaussian_blur,
                                   random_grayscale, random_resized_crop, resize, solarize,
                                   to_float)
 from ssl_jax.data.datasets import (DATASETS, DEBIAN_FASHION_MNIST_DIR, ArrayDataset,
-                                   DatasetInfo, DatasetNotFoundError, dataset_info, get_builder,
+                                   DatasetInfo, class_balanced_indices, dataset_info, get_builder,
                                    labeled_subset, load_arrays)
-from ssl_jax.data.pipeline import (ArrayBatcher, batch_indices, iterate_batches, shard_batch,
+from ssl_jax.data.tf_setup import DatasetNotFoundError
+from ssl_jax.data.pipeline import (ArrayBatcher, BatchIterator, batch_indices, iterate_batches, shard_batch,
                                    steps_per_epoch, tf_iterate_batches)
 from ssl_jax.data.views import (BYOL, DINO, FIXMATCH, PRESETS, SIMCLR, SIMCLR_CIFAR, SWAV,
                                 MultiCropViews, SimCLRViews, WeakStrongViews, eval_view,
                                 for_dataset, make_views, multi_crop_views, num_views, simclr_views,
-                                weak_strong_views, weak_view)
+                                from_config, to_config, weak_strong_views, weak_view)
 
 _LAZY_IDX = ("IdxImages", "SklearnDigits", "prepare_idx", "prepare_digits", "read_idx",
              "FASHION_MNIST_CLASSES")

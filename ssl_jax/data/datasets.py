@@ -17,18 +17,15 @@ TensorFlow is imported lazily, on the first load.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import difflib
 import os
-from typing import Any
 
 import numpy as np
 
+from ssl_jax.data.tf_setup import DatasetNotFoundError, configure_tensorflow
+
 # Debian's `dataset-fashion-mnist` package installs the four IDX files here.
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-class DatasetNotFoundError(FileNotFoundError):
-  """A dataset's files are missing or could not be downloaded; the message says how to get them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +41,8 @@ class DatasetInfo:
     unlabeled_split: split of extra unlabelled images, if the dataset has one (STL-10).
     streaming: True when the dataset is too large to hold in memory; use
       `pipeline.tf_iterate_batches` rather than `load_arrays`.
+    train_examples: size of the training split when it is known without loading it (else None), so a
+      batch larger than the data is refused before anything is loaded.
   """
   image_shape: tuple[int | None, int | None, int]
   num_classes: int
@@ -52,18 +51,20 @@ class DatasetInfo:
   rgb: bool
   unlabeled_split: str | None = None
   streaming: bool = False
+  train_examples: int | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False),
-    "mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False),
-    "digits": DatasetInfo((8, 8, 1), 10, "train", "test", rgb=False),
-    "cifar10": DatasetInfo((32, 32, 3), 10, "train", "test", rgb=True),
-    "cifar100": DatasetInfo((32, 32, 3), 100, "train", "test", rgb=True),
-    "stl10": DatasetInfo((96, 96, 3), 10, "train", "test", rgb=True, unlabeled_split="unlabelled"),
-    "svhn_cropped": DatasetInfo((32, 32, 3), 10, "train", "test", rgb=True),
+    "fashion_mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=60000),
+    "mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=60000),
+    "digits": DatasetInfo((8, 8, 1), 10, "train", "test", rgb=False, train_examples=1500),
+    "cifar10": DatasetInfo((32, 32, 3), 10, "train", "test", rgb=True, train_examples=50000),
+    "cifar100": DatasetInfo((32, 32, 3), 100, "train", "test", rgb=True, train_examples=50000),
+    "stl10": DatasetInfo((96, 96, 3), 10, "train", "test", rgb=True, unlabeled_split="unlabelled",
+                         train_examples=5000),
+    "svhn_cropped": DatasetInfo((32, 32, 3), 10, "train", "test", rgb=True, train_examples=73257),
     "imagenet2012": DatasetInfo((None, None, 3), 1000, "train", "validation", rgb=True,
-                                streaming=True),
+                                streaming=True, train_examples=1281167),
 }
 
 
@@ -110,48 +111,47 @@ class ArrayDataset:
     return dataclasses.replace(self, images=self.images[indices], labels=self.labels[indices])
 
 
+def class_balanced_indices(labels: np.ndarray, num_classes: int, *, num_labels: int,
+                           seed: int) -> np.ndarray:
+  """Sorted indices of a class-balanced subset: `num_labels / num_classes` examples of every class.
+
+  Drawn with `np.random.default_rng(seed)`, class by class, so the same (seed, num_labels) gives the same
+  split on every machine: the split FixMatch calls `<dataset>.<seed>@<num_labels>`.
+
+  Raises:
+    ValueError: `num_labels` is not a positive multiple of `num_classes`, or a class is too small.
+  """
+  per_class, rest = divmod(num_labels, num_classes)
+  if rest or per_class < 1:
+    nearest = max(num_classes, num_labels - rest)
+    raise ValueError(
+        f"A class-balanced split of {num_labels} labels over {num_classes} classes is impossible: use a "
+        f"positive multiple of {num_classes} (e.g. {nearest}) so that every class gets as many labels.")
+  rng = np.random.default_rng(seed)
+  chosen = []
+  for c in range(num_classes):
+    members = np.flatnonzero(labels == c)
+    if members.size < per_class:
+      raise ValueError(f"Class {c} has {members.size} training examples but the split asks for {per_class} "
+                       "per class; lower the number of labels.")
+    chosen.append(rng.choice(members, per_class, replace=False))
+  return np.sort(np.concatenate(chosen))
+
+
 def labeled_subset(dataset: ArrayDataset, *, num_labels: int,
                    seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
   """Split a dataset into a class-balanced labelled subset and the rest, for semi-supervised runs.
 
-  `num_labels / num_classes` examples of each class are drawn with `np.random.default_rng(seed)`,
-  so the same seed gives the same subset on every machine (e.g. CIFAR-10 with 4000 labels).
+  The labelled part is `class_balanced_indices(dataset.labels, num_classes, num_labels, seed)`, so the
+  same seed gives the same subset on every machine (e.g. CIFAR-10 with 4000 labels).
 
   Returns:
     (labelled, unlabelled); the unlabelled part keeps its true labels (for monitoring only).
   """
-  per_class, rest = divmod(num_labels, dataset.num_classes)
-  if rest or per_class < 1:
-    raise ValueError(
-        f"labeled_subset: num_labels={num_labels} must be a positive multiple of "
-        f"num_classes={dataset.num_classes}, so that every class gets the same number of labels.")
-  rng = np.random.default_rng(seed)
-  chosen = []
-  for c in range(dataset.num_classes):
-    members = np.flatnonzero(dataset.labels == c)
-    if members.size < per_class:
-      raise ValueError(
-          f"labeled_subset: class {c} of {dataset.name!r} has {members.size} examples but "
-          f"{per_class} labels per class were asked for; lower num_labels.")
-    chosen.append(rng.choice(members, per_class, replace=False))
-  labelled = np.sort(np.concatenate(chosen))
+  labelled = class_balanced_indices(dataset.labels, dataset.num_classes, num_labels=num_labels, seed=seed)
   mask = np.ones(len(dataset), bool)
   mask[labelled] = False
   return dataset.take(labelled), dataset.take(np.flatnonzero(mask))
-
-
-@functools.cache
-def configure_tensorflow() -> Any:
-  """Import TensorFlow for input pipelines only: hide GPUs from it, so it never takes their memory.
-
-  Returns the `tensorflow` module. Called by every function that needs TF; safe to call again.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except (RuntimeError, ValueError):
-    pass  # TF was already initialised by the caller; its device choice stands.
-  return tf
 
 
 def dataset_info(name: str, *, tfds_data_dir: str | None = None) -> DatasetInfo:
@@ -165,8 +165,9 @@ def dataset_info(name: str, *, tfds_data_dir: str | None = None) -> DatasetInfo:
   splits = list(builder.info.splits.keys()) or ["train", "test"]
   test = next((s for s in ("test", "validation") if s in splits), splits[-1])
   num_classes = builder.info.features[label_key].num_classes if label_key else 0
+  train = builder.info.splits["train"].num_examples if "train" in builder.info.splits else 0
   return DatasetInfo(shape, num_classes, "train", test, rgb=shape[-1] == 3,
-                     streaming=None in shape[:2])
+                     streaming=None in shape[:2], train_examples=train or None)
 
 
 def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | None = None,
@@ -201,16 +202,17 @@ def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | 
   if not builder.is_prepared():
     where = builder.data_dir_root
     fix = (f"run `tfds build {name}` on a machine with internet and copy its output here, or pass "
-           f"tfds_data_dir=<folder with prepared TFDS data>")
+           "--config.data.tfds_data_dir=<folder with prepared TFDS data> (tfds_data_dir= in Python)")
     if not download:
       raise DatasetNotFoundError(
           f"TFDS dataset {name!r} is not prepared in {where} and download=False: {fix}.")
     try:
       builder.download_and_prepare()
     except Exception as e:  # Download failures come in many types (network, checksum, manual).
+      cause = " ".join(str(e).split())[:200]
       raise DatasetNotFoundError(
           f"TFDS dataset {name!r} is not prepared in {where} and could not be downloaded "
-          f"({type(e).__name__}, the cause above): {fix}.") from e
+          f"({type(e).__name__}: {cause}): {fix}.") from e
   return builder
 
 
@@ -266,9 +268,11 @@ def _catalog_builder(name: str, tfds_data_dir: str | None):
   try:
     return tfds.builder(name, data_dir=tfds_data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
+    close = difflib.get_close_matches(name, list(DATASETS), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(
-        f"Unknown dataset {name!r}: use one of {sorted(DATASETS)} or a name from the TFDS catalog "
-        "(tfds.list_builders()).") from e
+        f"Unknown dataset {name!r} in data.name{hint}: use one of {', '.join(sorted(DATASETS))} or a name "
+        "from the TFDS catalog (tfds.list_builders()).") from e
 
 
 def _keys(builder) -> tuple[str, str | None]:

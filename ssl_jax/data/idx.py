@@ -32,7 +32,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ssl_jax.data.datasets import DatasetNotFoundError, configure_tensorflow
+from ssl_jax.data.tf_setup import DatasetNotFoundError, configure_tensorflow
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot")

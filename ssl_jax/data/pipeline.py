@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ssl_jax.data.datasets import ArrayDataset, configure_tensorflow, get_builder, _keys
+from ssl_jax.data.datasets import ArrayDataset, _keys, get_builder
+from ssl_jax.data.tf_setup import configure_tensorflow
 
 Batch = dict[str, np.ndarray]
 
@@ -85,7 +86,68 @@ def _process_slice(global_batch_size: int, process_index: int | None,
   return pi * local, local
 
 
-class ArrayBatcher:
+class BatchIterator:
+  """Endless iterator over `make(start_step)`, `make(start_step + 1)`, ..., prefetched in a thread.
+
+  `make(step)` runs in a background thread `prefetch` batches ahead of the consumer (0: on demand in
+  the caller's thread); an error there is raised in the consumer. `step` is the index of the next batch.
+  Close it (or use it as a context manager) to stop the thread. The trainer iterates a stream
+  (`ssl_jax.data.streams`) with `BatchIterator(stream.local_batch, start_step=step)`.
+  """
+
+  def __init__(self, make: Callable[[int], Any], *, start_step: int = 0, prefetch: int = 2):
+    self.step = start_step
+    self._make = make
+    self._stop = threading.Event()
+    self._queue: queue.Queue | None = None
+    self._thread = None
+    if prefetch > 0:
+      self._queue = queue.Queue(maxsize=prefetch)
+      # The thread holds only what it needs, not `self`, so an abandoned iterator is collected.
+      self._thread = threading.Thread(target=_produce, daemon=True,
+                                      args=(make, start_step, self._queue, self._stop))
+      self._thread.start()
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    if self._stop.is_set():
+      raise StopIteration
+    if self._queue is None:
+      batch = self._make(self.step)
+    else:
+      batch = self._queue.get()
+      if isinstance(batch, BaseException):
+        self.close()
+        raise batch
+    self.step += 1
+    return batch
+
+  def close(self) -> None:
+    """Stop the background thread; further `next` calls raise StopIteration."""
+    self._stop.set()
+    if self._thread is not None:
+      while self._thread.is_alive():
+        try:  # Unblock a producer waiting on a full queue.
+          self._queue.get_nowait()
+        except queue.Empty:
+          pass
+        self._thread.join(timeout=0.05)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def __del__(self):
+    stop = getattr(self, "_stop", None)  # Absent when __init__ raised.
+    if stop is not None:
+      stop.set()
+
+
+class ArrayBatcher(BatchIterator):
   """Iterator over this process's part of the global batches of an `ArrayDataset`.
 
   Batches are produced by a background thread, `prefetch` ahead of the consumer. The iterator is
@@ -109,21 +171,11 @@ class ArrayBatcher:
     self.dataset = dataset
     self.global_batch_size = global_batch_size
     self.seed = seed
-    self.step = start_step
     self.steps_per_epoch = steps_per_epoch(len(dataset), global_batch_size)
     self._first, self._local = _process_slice(global_batch_size, process_index, process_count)
     self._include_index = include_index
     batch_indices(len(dataset), global_batch_size=global_batch_size, step=start_step, seed=seed)
-    self._stop = threading.Event()
-    self._make = self._make_batch_fn()
-    self._queue: queue.Queue | None = None
-    self._thread = None
-    if prefetch > 0:
-      self._queue = queue.Queue(maxsize=prefetch)
-      # The thread holds only what it needs, not `self`, so an abandoned batcher is collected.
-      self._thread = threading.Thread(target=_produce, daemon=True,
-                                      args=(self._make, start_step, self._queue, self._stop))
-      self._thread.start()
+    super().__init__(self._make_batch_fn(), start_step=start_step, prefetch=prefetch)
 
   @property
   def local_batch_size(self) -> int:
@@ -148,45 +200,6 @@ class ArrayBatcher:
       return batch
 
     return make
-
-  def __iter__(self) -> ArrayBatcher:
-    return self
-
-  def __next__(self) -> Batch:
-    if self._stop.is_set():
-      raise StopIteration
-    if self._queue is None:
-      batch = self._make(self.step)
-    else:
-      item = self._queue.get()
-      if isinstance(item, BaseException):
-        self.close()
-        raise item
-      batch = item
-    self.step += 1
-    return batch
-
-  def close(self) -> None:
-    """Stop the background thread; further `next` calls raise StopIteration."""
-    self._stop.set()
-    if self._thread is not None:
-      while self._thread.is_alive():
-        try:  # Unblock a producer waiting on a full queue.
-          self._queue.get_nowait()
-        except queue.Empty:
-          pass
-        self._thread.join(timeout=0.05)
-
-  def __enter__(self) -> ArrayBatcher:
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self.close()
-
-  def __del__(self):
-    stop = getattr(self, "_stop", None)  # Absent when __init__ raised.
-    if stop is not None:
-      stop.set()
 
 
 def _produce(make, step: int, out: queue.Queue, stop: threading.Event) -> None:
@@ -222,35 +235,38 @@ def iterate_batches(dataset: ArrayDataset, *, global_batch_size: int, seed: int,
                       process_count=process_count, prefetch=prefetch, include_index=include_index)
 
 
-def shard_batch(batch: dict[str, Any], mesh: jax.sharding.Mesh,
-                axis: str | tuple[str, ...] = "data") -> dict[str, jax.Array]:
+def shard_batch(batch: Any, mesh: jax.sharding.Mesh,
+                axis: str | tuple[str, ...] = "data") -> Any:
   """Global `jax.Array`s from each process's rows, sharded along dim 0 over `axis` of `mesh`.
 
   Uses `jax.make_array_from_process_local_data`, so the same call works with one process (the
   local batch is the global batch) and with many (the global batch is the processes' rows in
-  process order).
+  process order). Nested batches ({"labelled": {...}, "unlabelled": {...}}) shard leaf by leaf,
+  each leaf along its own first dimension.
 
   Args:
-    batch: dict of arrays whose first dimension is this process's batch size.
+    batch: a pytree (usually nested dicts) of arrays whose first dimension is this process's rows.
     mesh: device mesh.
     axis: mesh axis (or axes) to shard the batch over.
   Returns:
-    dict of global arrays with sharding NamedSharding(mesh, P(axis)).
+    the same pytree of global arrays with sharding NamedSharding(mesh, P(axis)).
   """
   sharding = NamedSharding(mesh, P(axis))
   axes = (axis,) if isinstance(axis, str) else tuple(axis)
   num_shards = int(np.prod([mesh.shape[a] for a in axes]))
-  out = {}
-  for key, value in batch.items():
+
+  def one(path, value):
     value = np.asarray(value)
     global_rows = value.shape[0] * jax.process_count()
     if global_rows % num_shards:
+      key = jax.tree_util.keystr(path)
       raise ValueError(
-          f"shard_batch: {key!r} has {value.shape[0]} rows per process ({global_rows} in all), "
+          f"shard_batch: {key} has {value.shape[0]} rows per process ({global_rows} in all), "
           f"which {num_shards} devices along mesh axis {axis!r} cannot share evenly; use a batch "
           f"size divisible by {num_shards}.")
-    out[key] = jax.make_array_from_process_local_data(sharding, value)
-  return out
+    return jax.make_array_from_process_local_data(sharding, value)
+
+  return jax.tree_util.tree_map_with_path(one, batch)
 
 
 def tf_iterate_batches(name: str, split: str, *, global_batch_size: int, seed: int,

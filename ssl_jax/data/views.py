@@ -348,6 +348,62 @@ def eval_view(images: jax.Array, *, size: int | tuple[int, int] | None = None,
   return images
 
 
+# Preset fields a config does not carry: the dataset's statistics are filled in by `for_dataset`.
+_NOT_IN_CONFIG = ("mean", "std")
+# Optional fields, written as 0 in a config (ConfigDict fields have one type): 0 means None.
+_ZERO_IS_NONE = ("size", "blur_kernel")
+
+
+def to_config(preset: Preset):
+  """A preset as an `ml_collections.ConfigDict` of its fields, for a method's config section.
+
+  Every field but `mean`/`std` (taken from the dataset) becomes a config field of the same type; `size`
+  and `blur_kernel` are 0 when None. `from_config` turns it back into the preset:
+
+      c.simclr.views = views.to_config(views.SIMCLR_CIFAR)        # in the method's config()
+      --config.simclr.views.crop_scale="(0.3, 1.0)"                # on the command line
+      preset = views.from_config(views.SimCLRViews, config.simclr.views, "fashion_mnist")
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  fields = {}
+  for f in dataclasses.fields(preset):
+    if f.name in _NOT_IN_CONFIG:
+      continue
+    value = getattr(preset, f.name)
+    if f.name in _ZERO_IS_NONE and value is None:
+      value = 0
+    if isinstance(value, list):
+      value = tuple(value)
+    fields[f.name] = value
+  return ml_collections.ConfigDict(fields)
+
+
+def from_config(cls: type, config, dataset: str | None = None) -> Preset:
+  """The preset of class `cls` with the fields of `config` (see `to_config`), normalised for `dataset`.
+
+  Raises:
+    ValueError: a field of `config` is not a field of `cls`, or a pair has the wrong length.
+  """
+  names = {f.name for f in dataclasses.fields(cls)} - set(_NOT_IN_CONFIG)
+  values = dict(config.items()) if hasattr(config, "items") else dict(config)
+  unknown = sorted(set(values) - names)
+  if unknown:
+    raise ValueError(f"{cls.__name__} has no fields {unknown}; its fields are {sorted(names)}.")
+  kwargs = {}
+  for name, value in values.items():
+    if name in _ZERO_IS_NONE and not value:
+      value = None
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[name] = value
+  preset = cls(**kwargs)
+  for f in dataclasses.fields(cls):
+    value = getattr(preset, f.name)
+    if f.type == "Pair" and (not isinstance(value, tuple) or len(value) != 2):
+      raise ValueError(f"The view field `{f.name}` is a pair (low, high) or (view 1, view 2); got {value}.")
+  return for_dataset(preset, dataset) if dataset else preset
+
+
 def num_views(preset: Preset) -> int:
   """How many views a preset produces per image."""
   if isinstance(preset, MultiCropViews):
@@ -358,4 +414,4 @@ def num_views(preset: Preset) -> int:
 __all__ = ["SimCLRViews", "WeakStrongViews", "MultiCropViews", "Preset", "SIMCLR", "SIMCLR_CIFAR",
            "BYOL", "FIXMATCH", "DINO", "SWAV", "PRESETS", "for_dataset", "simclr_views",
            "weak_strong_views", "weak_view", "multi_crop_views", "make_views", "eval_view",
-           "num_views"]
+           "num_views", "to_config", "from_config"]

@@ -7,6 +7,7 @@ Also holds the small private helpers the other evaluation modules share for layi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,63 @@ def _to_unit_float(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 255.0
 
 
+def apply_batched(
+    fn: Callable[[Any], Any],
+    inputs: Any,
+    *,
+    batch_size: int,
+    mesh: Mesh | None = None,
+    preprocess: Callable[[Any], Any] | None = None,
+    name: str = "apply_batched",
+) -> Any:
+  """Runs `fn` over a whole dataset batch by batch and returns its outputs on the host.
+
+  The dataset is cut into batches of one fixed size; the last batch is padded with zero rows so `fn` is
+  compiled for a single shape, and the pad rows are dropped from the result. With a mesh, each batch is
+  split along its "data" axis (`NamedSharding(mesh, P("data"))`) and the batch size is rounded up to a
+  multiple of that axis' device count. The host copy of batch i is fetched while batch i + 1 runs.
+
+  Args:
+    fn: maps a batch (the structure of `inputs`, `batch_size` rows) to an array or a pytree of arrays
+      whose leading dimension is `batch_size`; typically a jitted prediction.
+    inputs: an array [N, ...] or a pytree (e.g. a dict of images and masks) of arrays with N rows, on the host.
+    batch_size: rows per call of `fn` (rounded up to a multiple of the mesh's "data" size).
+    mesh: optional mesh with a "data" axis to shard each batch over.
+    preprocess: applied to each batch on device before `fn` (e.g. uint8 -> float).
+    name: the function named in error messages.
+  Returns:
+    The outputs of `fn` for all N rows, as NumPy arrays of the same structure.
+  """
+  leaves = jax.tree.leaves(inputs)
+  n = int(np.shape(leaves[0])[0]) if leaves else 0
+  if not leaves or n == 0 or any(np.ndim(x) < 1 or np.shape(x)[0] != n for x in leaves):
+    raise ValueError(f"{name}: `inputs` must be a non-empty batch [N, ...] (every leaf with the same N); "
+                     f"got shapes {[tuple(np.shape(x)) for x in leaves]}.")
+  if batch_size < 1:
+    raise ValueError(f"{name}: `batch_size` must be positive; got {batch_size}.")
+  batch_size = _round_up(batch_size, _data_size(mesh, name))
+  outputs: list[Any] = []
+  pending = None  # (device outputs, number of real rows) of the batch in flight
+
+  def fetch(item):
+    out, valid = item
+    return jax.tree.map(lambda a: np.asarray(a)[:valid], out)
+
+  for start in range(0, n, batch_size):
+    batch = jax.tree.map(lambda x: _put_rows(np.asarray(x[start:start + batch_size]), mesh, batch_size), inputs)
+    valid = min(batch_size, n - start)
+    out = fn(batch if preprocess is None else preprocess(batch))
+    bad = [np.shape(a) for a in jax.tree.leaves(out) if np.ndim(a) < 1 or np.shape(a)[0] != batch_size]
+    if bad:
+      raise ValueError(f"{name}: the function must map a batch of {batch_size} rows to outputs with "
+                       f"{batch_size} rows (features [{batch_size}, d]); got shapes {bad}.")
+    if pending is not None:
+      outputs.append(fetch(pending))
+    pending = (out, valid)
+  outputs.append(fetch(pending))
+  return jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *outputs)
+
+
 def extract_features(
     apply_fn: Callable[[jax.Array], jax.Array],
     images: np.ndarray,
@@ -70,13 +128,10 @@ def extract_features(
     mesh: Mesh | None = None,
     preprocess: Callable[[jax.Array], jax.Array] | None = None,
 ) -> np.ndarray:
-  """Runs a frozen encoder over a whole dataset and returns its features on the host.
+  """Runs a frozen encoder over a whole dataset and returns its float32 features on the host.
 
-  The dataset is cut into batches of one fixed size; the last batch is padded with zero images so
-  `apply_fn` is compiled for a single shape, and the pad rows are dropped from the result. With a
-  mesh, each batch is split along its "data" axis (`NamedSharding(mesh, P("data"))`) and the batch
-  size is rounded up to a multiple of that axis' device count. The host copy of batch i is fetched
-  while batch i + 1 runs.
+  `apply_batched` for one array of images: fixed-size batches (the last padded), sharded over the mesh's
+  "data" axis when a mesh is given, outputs fetched while the next batch runs.
 
   Args:
     apply_fn: maps float images [b, H, W, C] to features [b, d]; typically a jitted closure over
@@ -94,22 +149,9 @@ def extract_features(
     raise ValueError(f"extract_features: `images` must be a non-empty batch [N, ...]; got shape {images_shape}.")
   if batch_size < 1:
     raise ValueError(f"extract_features: `batch_size` must be positive; got {batch_size}.")
-  batch_size = _round_up(batch_size, _data_size(mesh, "extract_features"))
-  preprocess = _to_unit_float if preprocess is None else preprocess
-  n = images_shape[0]
-
-  outputs: list[np.ndarray] = []
-  pending = None  # (device features, number of real rows) of the batch in flight
-  for start in range(0, n, batch_size):
-    batch = np.asarray(images[start:start + batch_size])
-    valid = batch.shape[0]
-    feats = apply_fn(preprocess(_put_rows(batch, mesh, batch_size)))
-    if jnp.ndim(feats) != 2 or feats.shape[0] != batch_size:
-      raise ValueError(
-          f"extract_features: `apply_fn` must map a batch of {batch_size} images to features "
-          f"[{batch_size}, d]; got shape {tuple(jnp.shape(feats))}.")
-    if pending is not None:
-      outputs.append(np.asarray(pending[0], np.float32)[:pending[1]])
-    pending = (feats, valid)
-  outputs.append(np.asarray(pending[0], np.float32)[:pending[1]])
-  return np.concatenate(outputs, axis=0)
+  feats = apply_batched(apply_fn, images, batch_size=batch_size, mesh=mesh,
+                        preprocess=_to_unit_float if preprocess is None else preprocess, name="extract_features")
+  if feats.ndim != 2:
+    raise ValueError(f"extract_features: `apply_fn` must map a batch of images to features [b, d]; got "
+                     f"shape {feats.shape[1:]} per row.")
+  return feats.astype(np.float32)

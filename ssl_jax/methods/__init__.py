@@ -1,8 +1,37 @@
-"""Methods: each a state pytree, `make(config, ...)`, `init(method, rng)`, a pure `step` and `features`.
+"""Methods: one file each under `ssl_jax/methods/<family>/`, listed in `METHODS` (config `method` -> module).
 
-`METHODS` maps a config's `method` field to its module; the trainer needs nothing else from a method.
+A method module declares everything the one trainer needs, and nothing in the trainer names a family:
+
+| name | what |
+| --- | --- |
+| `config() -> ConfigDict` | its own config section (`config.<method>`) with defaults; the common base holds only what every run has |
+| `SUITES` | the evaluation suites that judge it (`ssl_jax.evaluation.suites`): `representation`, `accuracy`, `bags`, `retrieval` |
+| `stream(config) -> spec` | the data a step needs (`ssl_jax.data.streams`): `Images`, `LabelledUnlabelled`, `Bags`, `ClassBalanced`, `SourceTarget` |
+| `make(config, info) -> m` | its static parts (modules, optimizer, views), a frozen dataclass closed over by the jitted step |
+| `init(m, rng, pretrained=None) -> TrainState` | a fresh state (`common.TrainState`), with another run's parts loaded when `init_from` is set |
+| `step(m, state, batch) -> (state, metrics)` | one pure update on a global batch; metrics are scalars named `train/...` |
+| `predict(m, state, inputs) -> dict` | what the suites read: `features`, `logits` (`ema_logits`), `bag_logits` (`attention`) or `embeddings` |
+
+Adding a method is one file and one line in `METHODS`, plus its configs under `configs/<family>/`. The
+shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedule`, `online_probe`) are in
+`ssl_jax.methods.common`; the image classifier with an EMA model shared by the semi-supervised methods is
+`ssl_jax.methods.classifier`.
 """
 
-from ssl_jax.methods import simclr
+from ssl_jax.methods.metric import triplet
+from ssl_jax.methods.mil import gated_attention_mil
+from ssl_jax.methods.semi import fixmatch, supervised
+from ssl_jax.methods.ssl import byol, simclr
 
-METHODS = {"simclr": simclr}
+METHODS = {
+    # self-supervised: judged by a linear probe and kNN on frozen features
+    "simclr": simclr,
+    "byol": byol,
+    # semi-supervised: judged by test accuracy at a label budget
+    "fixmatch": fixmatch,
+    "supervised": supervised,
+    # multiple-instance learning: judged by bag AUC
+    "gated_attention_mil": gated_attention_mil,
+    # metric learning: judged by Recall@K on held-out classes
+    "triplet": triplet,
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable
 
@@ -9,11 +10,14 @@ import flax.linen as nn
 
 from ssl_jax.models.convnet import ConvNet
 from ssl_jax.models.resnet import ResNet18, ResNet50
+from ssl_jax.models.small import MLP, LeNetMIL
 from ssl_jax.models.vit import vit_small, vit_tiny
 from ssl_jax.models.wide_resnet import WRN28_2
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "convnet": ConvNet,
+    "mlp": MLP,
+    "lenet_mil": LeNetMIL,
     "resnet18_cifar": functools.partial(ResNet18, stem="cifar"),
     "resnet18_imagenet": functools.partial(ResNet18, stem="imagenet"),
     "resnet50_cifar": functools.partial(ResNet50, stem="cifar"),
@@ -28,8 +32,11 @@ def make_encoder(name: str, **kwargs) -> nn.Module:
   """The encoder registered as `name`, built with `kwargs` overriding its fields (e.g. dtype).
 
   Every encoder maps images [b, h, w, c] to features [b, encoder.feature_dim] with
-  `encoder.apply(variables, x, train=...)`.
+  `encoder.apply(variables, x, train=...)`. `mlp` and `lenet_mil` have no BatchNorm (for MIL).
   """
   if name not in ENCODERS:
-    raise ValueError(f"Unknown encoder {name!r}; known encoders are {', '.join(sorted(ENCODERS))}.")
+    close = difflib.get_close_matches(name, list(ENCODERS), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"Unknown encoder {name!r} in model.encoder; {hint}known encoders: "
+                     f"{', '.join(sorted(ENCODERS))}.")
   return ENCODERS[name](**kwargs)

@@ -7,7 +7,7 @@ import os
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from ssl_jax.train.errors import UserError
+from ssl_jax.errors import UserError
 
 DATA_AXIS = "data"
 

@@ -1,35 +1,47 @@
-"""The one trainer: `train_and_evaluate(config, workdir)` runs any method's pure step on the mesh.
+"""The one trainer: `train_and_evaluate(config, workdir)` runs any method of any family.
 
-Flow: validate the config, start multi-host if asked, build the mesh, load the data (TFDS), build the method,
-create the state already replicated on the mesh (or restore the latest checkpoint), then loop: put the global
-batch on the mesh sharded along "data", run the jitted step (state donated), log, checkpoint, monitor. At the
-end: linear probe and kNN on frozen features, the raw-pixel baseline, results.json and report.png.
+Flow (the trainer never names a family; the method module says what it needs, see `ssl_jax.methods`):
 
-Nothing is lost when a run stops early: checkpoints are written every `checkpoint_every_steps`, at the end,
-and on SIGTERM/SIGINT; a NaN stops the run before it can overwrite the last good checkpoint.
+1. preflight, before any data is loaded or anything compiled: the config's fields and names, the dataset's
+   metadata, the method's stream against the batch size and the devices, the method's static parts, and
+   the state's shapes (`jax.eval_shape`); a mistake costs seconds and is one sentence;
+2. the dataset is loaded (TFDS) and the method's stream built on it (`ssl_jax.data.streams`);
+3. the state is restored from the newest checkpoint that restores (a damaged one is moved aside), or
+   created already replicated on the mesh, from `init_from`'s parameters when given;
+4. the loop: this process's rows of the global batch, sharded along "data", through the jitted pure step
+   (state donated); metrics logged; checkpoints every `checkpoint_every_steps`; the suites' monitors every
+   `eval_every_steps`;
+5. the method's suites at the end: results.json, TensorBoard, report.png and a table on the console.
+
+Nothing is lost when a run stops early: on SIGTERM or SIGINT, at any moment (compiling, training,
+monitoring, evaluating), the current step is saved and committed before the process exits with one
+sentence; on several hosts, they agree on the step first (JAX's preemption sync). A NaN stops the run
+before anything non-finite is saved. Running the same command again resumes; a finished run is not
+trained or evaluated again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 import signal
-import time
+import sys
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ssl_jax import data as data_lib
-from ssl_jax import evaluation
+from ssl_jax.data import streams
+from ssl_jax.errors import UserError
+from ssl_jax.evaluation import suites as suites_lib
 from ssl_jax.methods import METHODS
 from ssl_jax.train import config as config_lib
 from ssl_jax.train import mesh as mesh_lib
 from ssl_jax.train import reporting
 from ssl_jax.train.checkpoint import Checkpointer
-from ssl_jax.train.errors import UserError
 
 
 class NonFiniteLossError(UserError):
@@ -38,6 +50,15 @@ class NonFiniteLossError(UserError):
 
 class Interrupted(UserError):
   """The run got SIGTERM or SIGINT; its state was checkpointed."""
+
+
+def _is_main() -> bool:
+  return jax.process_index() == 0
+
+
+def _say(text: str) -> None:
+  if _is_main():
+    print(text, flush=True)
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -53,71 +74,150 @@ def prepare_workdir(workdir: str) -> None:
                     "write to.") from e
 
 
-def _is_main() -> bool:
-  return jax.process_index() == 0
+class StopSignal:
+  """Turns SIGTERM/SIGINT into a request the loop honours at its next check: save, then exit.
 
-
-class _StopSignal:
-  """Turns SIGTERM/SIGINT into a flag the loop checks after each step (then it checkpoints and exits)."""
+  Installed for the whole run, so a signal during compilation, data loading, a monitor or the final
+  evaluation is honoured too. With several processes, SIGTERM is left to JAX's preemption notifier
+  (`Checkpointer.reached_preemption` makes every host stop at the same step) and SIGINT is passed on to
+  it as a SIGTERM.
+  """
 
   def __init__(self):
-    self.signal_name = None
+    self.signal_name: str | None = None
     self._old = {}
+    self._multi = False
 
-  def __enter__(self):
-    for sig in (signal.SIGTERM, signal.SIGINT):
+  @property
+  def requested(self) -> bool:
+    """A stop this process may act on alone (with several processes they agree via the checkpointer)."""
+    return bool(self.signal_name) and not self._multi
+
+  def __enter__(self) -> StopSignal:
+    multi = self._multi = jax.process_count() > 1
+    for sig in (signal.SIGINT,) if multi else (signal.SIGTERM, signal.SIGINT):
       try:
-        self._old[sig] = signal.signal(sig, self._handle)
+        self._old[sig] = signal.signal(sig, self._forward if multi else self._handle)
       except ValueError:  # not the main thread: leave signals alone
         pass
     return self
 
   def _handle(self, signum, frame):
+    del frame
     self.signal_name = signal.Signals(signum).name
+
+  def _forward(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+    os.kill(os.getpid(), signal.SIGTERM)
 
   def __exit__(self, *exc):
     for sig, old in self._old.items():
       signal.signal(sig, old)
 
 
-def load_data(config):
-  """Train and test ArrayDatasets and the dataset's info."""
-  info = data_lib.dataset_info(config.data.name)
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plan:
+  """What preflight established: the method, its stream spec and static parts, the mesh, the state's shape."""
+  config: Any
+  module: Any
+  spec: Any
+  info: data_lib.DatasetInfo
+  method: Any
+  mesh: Any
+  abstract_state: Any
+
+  @property
+  def repl(self):
+    return mesh_lib.replicated(self.mesh)
+
+  @property
+  def sharded(self):
+    return mesh_lib.batch_sharded(self.mesh)
+
+
+def preflight(config) -> Plan:
+  """Everything that can be checked before loading data and compiling; each mistake is one UserError."""
+  config_lib.validate(config)
+  module = METHODS[config.method]
+  info = data_lib.dataset_info(config.data.name, tfds_data_dir=config.data.tfds_data_dir or None)
   if info.streaming:
     raise UserError(f"The trainer holds datasets in host memory and {config.data.name} is too large for that; "
                     "stream it with ssl_jax.data.tf_iterate_batches in your own loop, or pick a dataset "
                     "that fits in memory (cifar10, cifar100, stl10, svhn_cropped, mnist, fashion_mnist).")
-  kwargs = dict(data_dir=config.data.data_dir or None, tfds_data_dir=config.data.tfds_data_dir or None)
-  train = data_lib.load_arrays(config.data.name, info.train_split, **kwargs)
-  test = data_lib.load_arrays(config.data.name, info.test_split, **kwargs)
-  return info, train, test
+  spec = module.stream(config)
+  groups = spec.check(batch_size=config.batch_size, info=info)
+  mesh = mesh_lib.make_mesh()
+  mesh_lib.check_batch_size(config.batch_size, mesh)
+  for group, rows in groups.items():
+    if rows % mesh.size:
+      raise UserError(f"The {group} batch of {rows} rows is not divisible by the {mesh.size} devices; pick a "
+                      "batch_size that makes every part of the batch a multiple of the device count.")
+  method = module.make(config, info)
+  init_fn = functools.partial(module.init, method)
+  abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(config.seed))
+  repl = mesh_lib.replicated(mesh)
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract)
+  return Plan(config=config, module=module, spec=spec, info=info, method=method, mesh=mesh,
+              abstract_state=abstract)
 
 
-def build(config, info):
-  """The method module, its static parts, and the jitted init (state created replicated on the mesh)."""
-  module = METHODS.get(config.method)
-  if module is None:
-    raise UserError(f"Unknown method {config.method!r}; known methods: {', '.join(sorted(METHODS))}.")
-  method = module.make(config, image_shape=info.image_shape, num_classes=info.num_classes)
-  return module, method
+def load_stream(plan: Plan) -> streams.Stream:
+  """Load the dataset's train and test splits and build the method's stream on them."""
+  c = plan.config
+  kwargs = dict(data_dir=c.data.data_dir or None, tfds_data_dir=c.data.tfds_data_dir or None)
+  train = data_lib.load_arrays(c.data.name, plan.info.train_split, **kwargs)
+  test = data_lib.load_arrays(c.data.name, plan.info.test_split, **kwargs)
+  data = streams.Data(train, test, name=c.data.name, data_dir=kwargs["data_dir"],
+                      tfds_data_dir=kwargs["tfds_data_dir"])
+  return plan.spec.build(data, batch_size=c.batch_size, seed=c.seed)
 
 
-def create_or_restore(module, method, config, mesh, checkpointer: Checkpointer):
-  """A fresh state placed replicated on the mesh, or the latest checkpoint restored onto it."""
-  init_fn = jax.jit(functools.partial(module.init, method), out_shardings=mesh_lib.replicated(mesh))
-  rng = jax.random.PRNGKey(config.seed)
-  latest = checkpointer.latest_step()
-  if latest is None:
-    return init_fn(rng), None
-  abstract = jax.eval_shape(init_fn, rng)
-  abstract = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=mesh_lib.replicated(mesh)), abstract)
+def pretrained_parts(config, mesh) -> dict | None:
+  """The parameters (and BatchNorm statistics) that `init_from` loads: the latest checkpoint of that run.
+
+  The other run's method is rebuilt from its config.json to know its state's shape, its latest
+  checkpoint is restored with orbax, and its "encoder" part (`init_params=encoder`) or every part
+  (`init_params=all`) is returned as {"params": {...}, "batch_stats": {...}}.
+  """
+  if not config.init_from:
+    return None
+  source = config.init_from
+  path = os.path.join(source, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"init_from={source!r} is not a training run (no config.json there); pass the --workdir "
+                    "of a run made with python -m ssl_jax.main.")
+  with open(path) as f:
+    other = config_lib.from_json(f.read(), where=path)
+  other.distributed = config.distributed
+  plan = preflight(other)
+  checkpointer = Checkpointer(source, keep=other.keep_checkpoints)
   try:
-    state = checkpointer.restore(abstract, latest)
-  except (ValueError, KeyError, TypeError) as e:
-    raise UserError(f"The checkpoint at step {latest} in {checkpointer.directory} does not match this config "
-                    f"({str(e).splitlines()[0][:200]}); use a new --workdir for a different model.") from e
-  return state, latest
+    restored = checkpointer.restore_latest(plan.abstract_state, move_damaged=False)
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise UserError(f"init_from={source!r} has no checkpoint to start from; train it first.")
+  state, step = restored
+  parts = ("encoder",) if config.init_params == "encoder" else tuple(state.params)
+  missing = [p for p in parts if p not in state.params]
+  if missing:
+    raise UserError(f"The run in {source} has no `{missing[0]}` parameters to load; its parts are "
+                    f"{', '.join(state.params)}.")
+  _say(f"Starting from {', '.join(parts)} of step {step} of {source} ({other.method}).")
+  return {"params": {p: state.params[p] for p in parts},
+          "batch_stats": {p: state.batch_stats[p] for p in parts if p in state.batch_stats}}
+
+
+def create_or_restore(plan: Plan, checkpointer: Checkpointer) -> tuple[Any, int | None]:
+  """The newest checkpoint that restores (state, step), or a fresh state placed replicated on the mesh."""
+  restored = checkpointer.restore_latest(plan.abstract_state,
+                                         warn=lambda t: print(t, file=sys.stderr, flush=True))
+  if restored is not None:
+    return restored
+  pretrained = pretrained_parts(plan.config, plan.mesh)
+  init = jax.jit(lambda rng, pre: plan.module.init(plan.method, rng, pre), out_shardings=plan.repl)
+  return init(jax.random.PRNGKey(plan.config.seed), pretrained), None
 
 
 def _check_finite(step: int, metrics: dict[str, Any], last_good: int | None, checkpointer) -> None:
@@ -130,111 +230,139 @@ def _check_finite(step: int, metrics: dict[str, Any], last_good: int | None, che
           "optim.lr (or set optim.grad_clip_norm) and run the same command again to resume.")
 
 
-def features_fn(module, method, mesh):
-  """A jitted map from a replicated state and a sharded uint8 batch to float32 features."""
-  return jax.jit(functools.partial(module.features, method=method),
-                 in_shardings=(mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)),
-                 out_shardings=mesh_lib.batch_sharded(mesh))
+def suite_context(plan: Plan, stream: streams.Stream, *, log=_say) -> suites_lib.Context:
+  predict = jax.jit(functools.partial(plan.module.predict, plan.method),
+                    in_shardings=(plan.repl, plan.sharded), out_shardings=plan.sharded)
+  return suites_lib.Context(predict=predict, eval_data=stream.eval_data, config=plan.config.eval,
+                            mesh=plan.mesh, seed=plan.config.seed, log=log)
 
 
-def extract(feat_jit, state, images, config, mesh) -> np.ndarray:
-  return evaluation.extract_features(lambda x: feat_jit(state, x), images,
-                                     batch_size=config.eval.feature_batch_size, mesh=mesh)
+def run_suites(plan: Plan, ctx: suites_lib.Context, state, *, final: bool, stop: StopSignal | None = None,
+               on_stop=None) -> dict[str, float]:
+  """Every suite of the method (its `final` or its `monitor`), merged; honours a stop request in between."""
+  results: dict[str, float] = {}
+  for name in plan.module.SUITES:
+    suite = suites_lib.SUITES[name]
+    results.update((suite.final if final else suite.monitor)(ctx, state))
+    if stop is not None and stop.requested and on_stop is not None:
+      on_stop()
+  return results
 
 
-def knn_monitor(feat_jit, state, train, test, config, mesh) -> float:
-  """kNN top-1 on a fixed subset: cheap enough to run during training."""
-  n_train = min(config.eval.monitor_examples, len(train.labels))
-  n_test = min(config.eval.monitor_examples, len(test.labels))
-  tr = extract(feat_jit, state, train.images[:n_train], config, mesh)
-  te = extract(feat_jit, state, test.images[:n_test], config, mesh)
-  return float(evaluation.knn_accuracy(tr, train.labels[:n_train], te, test.labels[:n_test],
-                                       num_classes=train.num_classes, k=config.eval.knn_k,
-                                       temperature=config.eval.knn_temperature, mesh=mesh))
+def _read_json(path: str) -> dict | None:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None
 
 
-def evaluate_representation(feat_jit, state, train, test, config, mesh, *, log=print) -> dict[str, float]:
-  """Linear probe and kNN on frozen features of the full train/test splits, plus the raw-pixel probe."""
-  out = {}
-  t0 = time.perf_counter()
-  tr = extract(feat_jit, state, train.images, config, mesh)
-  te = extract(feat_jit, state, test.images, config, mesh)
-  log(f"Extracted features {tr.shape} + {te.shape} in {time.perf_counter() - t0:.1f}s; fitting probes.")
-  probe = evaluation.linear_probe(tr, train.labels, te, test.labels, num_classes=train.num_classes,
-                                  mesh=mesh, epochs=config.eval.probe_epochs, seed=config.seed)
-  out["linear_probe_top1"] = float(probe.top1)
-  out["knn_top1"] = float(evaluation.knn_accuracy(tr, train.labels, te, test.labels,
-                                                   num_classes=train.num_classes, k=config.eval.knn_k,
-                                                   temperature=config.eval.knn_temperature, mesh=mesh))
-  if config.eval.pixel_probe:
-    px = lambda a: a.reshape(len(a), -1).astype(np.float32) / 255.0
-    pixel = evaluation.linear_probe(px(train.images), train.labels, px(test.images), test.labels,
-                                    num_classes=train.num_classes, mesh=mesh,
-                                    epochs=config.eval.probe_epochs, seed=config.seed)
-    out["pixel_linear_probe_top1"] = float(pixel.top1)
-  out["eval_seconds"] = time.perf_counter() - t0
-  return out
+def check_resume(config, workdir: str) -> None:
+  """A resumed run must keep the settings that define its training; say which differ, never silently."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = config_lib.from_json(f.read(), where=path)
+  changes = config_lib.training_changes(saved, config)
+  if changes:
+    more = f" (and {len(changes) - 2} more)" if len(changes) > 2 else ""
+    raise UserError(f"The workdir {workdir} holds a run with other settings: {'; '.join(changes[:2])}{more}; "
+                    "a resumed run may change only eval.*, the log/eval/checkpoint intervals and paths, so "
+                    "pass the original values or use a new --workdir.")
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Train `config.method` on `config.data`, checkpointing into `workdir`; return the results dict."""
   config_lib.validate(config)
-  mesh_lib.initialize_distributed(config.distributed)
-  prepare_workdir(workdir)
-  mesh = mesh_lib.make_mesh()
-  mesh_lib.check_batch_size(config.batch_size, mesh)
-  is_main = _is_main()
-  info, train, test = load_data(config)
-  module, method = build(config, info)
+  mesh_lib.initialize_distributed(config.distributed)  # before anything touches the devices
+  with StopSignal() as stop:
+    prepare_workdir(workdir)
+    check_resume(config, workdir)
+    plan = preflight(config)
+    checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
+    try:
+      return _train(plan, workdir, checkpointer, stop)
+    finally:
+      checkpointer.close()
 
-  checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
-  state, restored = create_or_restore(module, method, config, mesh, checkpointer)
+
+def _stopped(stop: StopSignal, what: str, checkpointer: Checkpointer, step: int | None) -> Interrupted:
+  name = stop.signal_name or "SIGTERM"
+  if step is None:
+    return Interrupted(f"Stopped by {name} {what}, before any training step; nothing was lost: run the same "
+                       "command again to start.")
+  return Interrupted(f"Stopped by {name} {what}; the checkpoint of step {step} is saved in "
+                     f"{checkpointer.directory}: run the same command again to resume.")
+
+
+def _train(plan: Plan, workdir: str, checkpointer: Checkpointer, stop: StopSignal) -> dict[str, Any]:
+  config = plan.config
+  is_main = _is_main()
+  results_path = os.path.join(workdir, "results.json")
+  latest = checkpointer.latest_step()
+  finished = _read_json(results_path)
+  if latest == config.total_steps and finished and finished.get("steps") == config.total_steps:
+    _say(f"{workdir} already finished {config.total_steps} steps; its results:")
+    _say(reporting.results_table(finished))
+    return finished
+
+  stream = load_stream(plan)
+  state, restored = create_or_restore(plan, checkpointer)
+  if stop.requested:
+    raise _stopped(stop, "before training started", checkpointer, restored)
   start = int(jax.device_get(state.step))
   if is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config_lib.to_json(config))
-  metrics_log = reporting.MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start,
-                                     enabled=is_main)
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+      with open(config_path, "w") as f:
+        f.write(config_lib.to_json(config))
+    with open(os.path.join(workdir, "stream.json"), "w") as f:
+      json.dump(stream.record(), f)
+  metrics_log = reporting.MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start, enabled=is_main)
   from clu import metric_writers  # imported here: clu pulls in TensorFlow
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
-  progress = reporting.Progress(total=config.total_steps, initial=start, enabled=is_main)
-  say = progress.write if is_main else (lambda text: None)
-  say(f"{config.method} on {config.data.name}: {len(train.labels)} training images {info.image_shape}, "
-      f"global batch {config.batch_size} on {jax.device_count()} device(s) "
-      f"({jax.devices()[0].platform}), {config.total_steps} steps, workdir {workdir}"
+  say = _say
+  say(f"{config.method} on {stream.describe()}; global batch {config.batch_size} on {jax.device_count()} "
+      f"device(s) ({jax.devices()[0].platform}), {config.total_steps} steps, workdir {workdir}"
       + (f"; resumed from step {restored}" if restored is not None else ""))
-
-  repl, sharded = mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)
-  step_fn = jax.jit(functools.partial(module.step, method=method), donate_argnums=0,
-                    in_shardings=(repl, sharded), out_shardings=(repl, repl))
-  feat_jit = features_fn(module, method, mesh)
-  batches = data_lib.iterate_batches(train, global_batch_size=config.batch_size, seed=config.seed,
-                                     start_step=start)
+  ctx = suite_context(plan, stream, log=say)
   last_good = restored
-  pending: list[tuple[int, dict]] = []
-  clock = reporting.Stopwatch()
-  train_seconds_before = metrics_log.previous_train_seconds()
 
-  def flush() -> dict | None:
-    """Fetch the metrics of the steps run since the last flush; stop on a non-finite one."""
-    if not pending:
-      return None
-    fetched = jax.device_get(pending)
-    pending.clear()
-    for step, m in fetched:
-      _check_finite(step, m, last_good, checkpointer)
-    return fetched[-1]
+  def save_and_stop(done: int, what: str):
+    checkpointer.save(done, state, wait=True)
+    raise _stopped(stop, what, checkpointer, done)
 
-  try:
-    with _StopSignal() as stop:
+  if start < config.total_steps:
+    step_fn = jax.jit(functools.partial(plan.module.step, plan.method), donate_argnums=0,
+                      in_shardings=(plan.repl, plan.sharded), out_shardings=(plan.repl, plan.repl))
+    progress = reporting.Progress(total=config.total_steps, initial=start, enabled=is_main,
+                                  every=config.log_every_steps)
+    say = progress.write
+    clock = reporting.Stopwatch()
+    train_seconds_before = metrics_log.previous_train_seconds()
+    pending: list[tuple[int, dict]] = []
+
+    def flush() -> tuple[int, dict] | None:
+      """Fetch the metrics of the steps run since the last flush; stop on a non-finite one."""
+      if not pending:
+        return None
+      fetched = jax.device_get(pending)
+      pending.clear()
+      for step, m in fetched:
+        _check_finite(step, m, last_good, checkpointer)
+      return fetched[-1]
+
+    batches = data_lib.BatchIterator(stream.local_batch, start_step=start)
+    try:
+      done = start
       for step in range(start, config.total_steps):
-        batch = data_lib.shard_batch(next(batches), mesh)
-        state, metrics = step_fn(state, batch)
+        state, metrics = step_fn(state, data_lib.shard_batch(next(batches), plan.mesh))
         done = step + 1
         pending.append((done, metrics))
-        progress.update(1)
-        must_save = done % config.checkpoint_every_steps == 0 or stop.signal_name
-        if done % config.log_every_steps == 0 or must_save or done == config.total_steps:
+        stopping = stop.requested or checkpointer.reached_preemption(done)
+        periodic = done % config.checkpoint_every_steps == 0
+        if done % config.log_every_steps == 0 or periodic or stopping or done == config.total_steps:
           last = flush()
           if last is not None and done % config.log_every_steps == 0:
             row = {k: float(v) for k, v in last[1].items()}
@@ -242,39 +370,42 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
             metrics_log.write(done, row)
             writer.write_scalars(done, row)
             progress.update(0, loss=row["train/loss"])
-        if must_save:
+        progress.update(1)
+        if stopping:
+          stop.signal_name = stop.signal_name or "SIGTERM"
+          save_and_stop(done, f"at step {done}")
+        if periodic:
           checkpointer.save(done, state)
           last_good = done
         if config.eval_every_steps and done % config.eval_every_steps == 0 and done < config.total_steps:
-          knn = knn_monitor(feat_jit, state, train, test, config, mesh)
-          metrics_log.write(done, {"eval/knn_monitor_top1": knn})
-          writer.write_scalars(done, {"eval/knn_monitor_top1": knn})
-          say(f"step {done}: kNN monitor top-1 {knn:.4f}")
-        if stop.signal_name:
-          checkpointer.wait()
-          raise Interrupted(f"Stopped by {stop.signal_name} at step {done}; the checkpoint is saved in "
-                            f"{checkpointer.directory}: run the same command again to resume.")
+          monitored = run_suites(plan, ctx, state, final=False, stop=stop,
+                                 on_stop=lambda: save_and_stop(done, f"at step {done}, during the monitor"))
+          metrics_log.write(done, {f"eval/{k}": v for k, v in monitored.items()})
+          writer.write_scalars(done, {f"eval/{k}": v for k, v in monitored.items()})
+          say(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in monitored.items()))
       flush()
-      checkpointer.save(config.total_steps, state)
-      checkpointer.wait()
-  finally:
-    progress.close()
-    writer.flush()
-    checkpointer.wait()
+      checkpointer.save(config.total_steps, state, wait=True)
+    finally:
+      batches.close()
+      progress.close()
+      writer.flush()
+    train_seconds = train_seconds_before + clock()
+  else:
+    train_seconds = metrics_log.previous_train_seconds()
 
-  train_seconds = train_seconds_before + clock()
-  results: dict[str, Any] = {"steps": config.total_steps, "train_seconds": train_seconds}
+  results: dict[str, Any] = {"steps": config.total_steps, "train_seconds": train_seconds, "data": stream.name}
   if config.eval.final:
-    results.update(evaluate_representation(feat_jit, state, train, test, config, mesh, log=say))
+    final = run_suites(plan, ctx, state, final=True, stop=stop,
+                       on_stop=lambda: save_and_stop(config.total_steps, "during the final evaluation"))
+    results.update(final)
   if is_main:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
+    with open(results_path, "w") as f:
       json.dump(results, f, indent=2)
     writer.write_scalars(config.total_steps, {f"eval/{k}": v for k, v in results.items()
                                               if isinstance(v, float)})
     writer.flush()
     reporting.write_report(os.path.join(workdir, "report.png"), metrics_log.read(), results,
-                           title=f"{config.method} on {config.data.name}, {config.model.encoder}")
+                           title=f"{config.method} on {stream.name}, {config.model.encoder}")
     print(reporting.results_table(results), flush=True)
-    print(f"Wrote {os.path.join(workdir, 'results.json')} and report.png.", flush=True)
-  checkpointer.close()
+    print(f"Wrote {results_path} and report.png.", flush=True)
   return results

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "simclr", "digits_tiny.py")
+TINY = os.path.join(ROOT, "configs", "ssl", "simclr_digits_tiny.py")
 
 
 def main_command(workdir, *overrides, config=TINY) -> list[str]:

@@ -1,15 +1,20 @@
-"""Multi-host code on one machine: two processes of 4 CPU devices each train like one process of 8."""
+"""Multi-host code on one machine: two processes of 4 CPU devices each train like one process of 8, and
+SIGTERM reaching one host makes every host stop at one agreed step and save it (JAX's preemption sync)."""
 
+import json
 import os
+import re
+import signal
 import socket
 import subprocess
+import time
 
 import numpy as np
 
 from tests.train._run import ROOT, losses, main_command, run_main
 
-ARGS = ("--config.total_steps=6", "--config.checkpoint_every_steps=3", "--config.log_every_steps=1",
-        "--config.eval_every_steps=0", "--config.eval.final=false")
+ARGS = ("--config.checkpoint_every_steps=1000", "--config.log_every_steps=1", "--config.eval_every_steps=0",
+        "--config.eval.final=false", "--config.batch_size=32", "--config.model.widths=(8,16)")
 
 
 def _free_port() -> int:
@@ -24,21 +29,47 @@ def _env(devices: int):
   return env
 
 
-def test_two_processes_match_one_process(tmp_path):
-  single = tmp_path / "single"
-  one = run_main(single, *ARGS, env=_env(8))
-  assert one.returncode == 0, one.stderr[-3000:]
-
-  multi = tmp_path / "multi"
+def _start_two(workdir, *args):
   address = f"localhost:{_free_port()}"
-  procs = [subprocess.Popen(
-      main_command(multi, *ARGS, f"--config.distributed.coordinator_address={address}",
+  return [subprocess.Popen(
+      main_command(workdir, *args, f"--config.distributed.coordinator_address={address}",
                    "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}"),
       cwd=ROOT, env=_env(4), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+
+
+def _steps(workdir):
+  return sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
+
+
+def test_two_processes_match_one_process_and_agree_on_a_preemption(tmp_path):
+  total = ("--config.total_steps=40",)
+  single = tmp_path / "single"
+  one = run_main(single, *ARGS, *total, env=_env(8))
+  assert one.returncode == 0, one.stderr[-3000:]
+
+  multi = str(tmp_path / "multi")
+  procs = _start_two(multi, *ARGS, *total)
+  metrics = os.path.join(multi, "metrics.jsonl")
+  deadline = time.time() + 240
+  while time.time() < deadline and procs[0].poll() is None:  # SIGTERM to host 1 only, mid-run
+    if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 3:
+      break
+    time.sleep(0.01)
+  procs[1].send_signal(signal.SIGTERM)
   outs = [p.communicate(timeout=300) for p in procs]
-  for p, (out, err) in zip(procs, outs):
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 2, err[-3000:]
+  stopped = [int(re.search(r"Stopped by SIGTERM at step (\d+)", err).group(1)) for _, err in outs]
+  assert stopped[0] == stopped[1] < 40, "both hosts stop at the step they agreed on"
+  assert _steps(multi) == [stopped[0]]
+
+  procs = _start_two(multi, *ARGS, *total)  # resubmitted: both resume from the saved step
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
-  assert "on 8 device(s)" in outs[0][0]
-  np.testing.assert_allclose(list(losses(multi).values()), list(losses(single).values()), rtol=1e-5)
-  steps = sorted(int(s) for s in os.listdir(multi / "checkpoints") if s.isdigit())
-  assert steps == [3, 6]
+  assert "on 8 device(s)" in outs[0][0] and f"resumed from step {stopped[0]}" in outs[0][0]
+  got, ref = losses(multi), losses(single)
+  assert sorted(got) == list(range(1, 41))
+  np.testing.assert_allclose([got[s] for s in got], [ref[s] for s in got], rtol=1e-5)
+  with open(os.path.join(multi, "config.json")) as f:
+    assert json.load(f)["total_steps"] == 40

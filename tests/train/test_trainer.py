@@ -1,118 +1,214 @@
-"""The whole training loop on a tiny model and tiny real data (scikit-learn digits)."""
+"""What the one trainer guarantees for every method: nothing lost, nothing silently changed.
 
-import functools
+* SIGTERM at any moment (compiling the first step, between steps before any periodic checkpoint, during a
+  monitor, during the final evaluation) saves the step it names, committed, and the resumed run equals an
+  uninterrupted one loss for loss; SIGKILL loses at most the steps since the last checkpoint;
+* a damaged newest checkpoint is moved aside with one warning and the run resumes from the one before;
+* a resumed run with other training settings is refused; a finished run is neither trained nor evaluated
+  again.
+
+The signals are sent by the process to itself from inside the phase under test (deterministic moments).
+"""
+
 import json
 import os
 import signal
-import subprocess
-import time
 
-import jax
 import numpy as np
 import pytest
 
-from ssl_jax.train import config as config_lib
-from ssl_jax.train import mesh as mesh_lib
+from ssl_jax import data as data_lib
+from ssl_jax.errors import UserError
+from ssl_jax.evaluation import suites as suites_lib
+from ssl_jax.methods.ssl import simclr
 from ssl_jax.train import trainer
 
-from tests.train._run import ROOT, TINY, losses, main_command, run_main
+from tests.methods.cases import tiny_config
+from tests.train._run import ROOT, losses, main_command, run_main
+
+STEPS = 12
 
 
-def tiny_config(**overrides):
-  config = config_lib.load_config(TINY)
-  config_lib.apply_overrides(config, [f"--config.{k}={v}" for k, v in overrides.items()])
-  return config
+def _config(**more):
+  """SimCLR on digits, 12 steps, no periodic checkpoint before the end unless asked."""
+  base = {"checkpoint_every_steps": 1000, "eval_every_steps": 0, "eval.final": False, "eval.pixel_baseline": False}
+  return tiny_config("simclr", **{**base, **more})
 
 
-def test_smoke_whole_loop_writes_everything(tmp_path):
-  workdir = str(tmp_path / "run")
-  results = trainer.train_and_evaluate(tiny_config(), workdir)
-  for key in ("linear_probe_top1", "knn_top1", "pixel_linear_probe_top1", "train_seconds", "steps"):
-    assert key in results
-  assert results["steps"] == 20
-  # Digits are easy: even 20 steps of SimCLR give features far above chance (0.1).
-  assert results["linear_probe_top1"] > 0.5 and results["knn_top1"] > 0.5
-  names = set(os.listdir(workdir))
-  assert {"config.json", "checkpoints", "metrics.jsonl", "results.json", "report.png"} <= names
-  assert any(n.startswith("events.out.tfevents") for n in names)
-  assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit()) == [10, 20]
-  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
-  assert [r["step"] for r in rows if "train/loss" in r] == [5, 10, 15, 20]
-  assert all(np.isfinite(r["train/loss"]) for r in rows if "train/loss" in r)
-  with open(os.path.join(workdir, "config.json")) as f:
-    assert json.load(f)["total_steps"] == 20
-  # `python -m ssl_jax.evaluate` scores the latest checkpoint the same way.
-  from ssl_jax import evaluate
-  assert evaluate.main([f"--workdir={workdir}", "--config.eval.pixel_probe=false"]) == 0
-  with open(os.path.join(workdir, "eval_results.json")) as f:
-    evaluated = json.load(f)
-  assert evaluated["steps"] == 20
-  assert abs(evaluated["knn_top1"] - results["knn_top1"]) < 1e-6
-  # Running again on the finished workdir restores step 20 and trains nothing more.
-  again = trainer.train_and_evaluate(tiny_config(**{"eval.final": False}), workdir)
-  assert again["steps"] == 20
+def _sigterm():
+  os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_eight_devices_equal_one_device():
-  """Global-batch semantics: the same loss and updated parameters (BatchNorm over the global batch)."""
-  config = tiny_config()
-  info, train, _ = trainer.load_data(config)
-  module, method = trainer.build(config, info)
-  batch = {"image": train.images[:64], "label": train.labels[:64]}
-  outs = []
-  for devices in (jax.devices()[:1], jax.devices()):
-    mesh = mesh_lib.make_mesh(devices)
-    repl, sharded = mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)
-    state = jax.jit(functools.partial(module.init, method), out_shardings=repl)(jax.random.PRNGKey(0))
-    step = jax.jit(functools.partial(module.step, method=method), in_shardings=(repl, sharded),
-                   out_shardings=(repl, repl))
-    state, metrics = step(state, jax.device_put(batch, sharded))
-    outs.append(jax.device_get((metrics, state.params, state.batch_stats)))
-  (m1, p1, s1), (m8, p8, s8) = outs
-  np.testing.assert_allclose(m1["train/loss"], m8["train/loss"], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), p1, p8)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), s1, s8)
-
-
-RESUME_ARGS = ("--config.total_steps=300", "--config.checkpoint_every_steps=5", "--config.log_every_steps=1",
-               "--config.eval_every_steps=0", "--config.eval.final=false")
-
-
-def _run_until_checkpoint_then(sig, workdir):
-  """Start a run, wait for its first checkpoint, then send `sig`; return the finished process."""
-  proc = subprocess.Popen(main_command(workdir, *RESUME_ARGS), cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-  ckpt = os.path.join(workdir, "checkpoints", "5")
-  deadline = time.time() + 240
-  while not os.path.isdir(ckpt) and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  proc.send_signal(sig)
-  out, err = proc.communicate(timeout=120)
-  return proc.returncode, out, err
+def _steps(workdir) -> list[int]:
+  path = os.path.join(workdir, "checkpoints")
+  return sorted(int(s) for s in os.listdir(path) if s.isdigit()) if os.path.isdir(path) else []
 
 
 @pytest.fixture(scope="module")
-def reference_losses(tmp_path_factory):
-  """train/loss at every step of an uninterrupted run."""
-  reference = str(tmp_path_factory.mktemp("reference"))
-  done = run_main(reference, *RESUME_ARGS)
-  assert done.returncode == 0, done.stderr
-  return losses(reference)
+def reference(tmp_path_factory):
+  """train/loss of every step of an uninterrupted run."""
+  workdir = str(tmp_path_factory.mktemp("reference"))
+  trainer.train_and_evaluate(_config(), workdir)
+  return losses(workdir)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_run_resumes_with_identical_losses(tmp_path, sig, reference_losses):
-  workdir = str(tmp_path / "killed")
-  code, _, err = _run_until_checkpoint_then(sig, workdir)
-  assert code != 0
-  if sig == signal.SIGTERM:
-    assert "Stopped by SIGTERM at step" in err and "run the same command again to resume" in err
-    assert "Traceback" not in err
-  steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
-  assert steps and steps[-1] < 300, "the run finished before it could be killed"
-  resumed = run_main(workdir, *RESUME_ARGS)
-  assert resumed.returncode == 0, resumed.stderr
-  assert f"resumed from step {steps[-1]}" in resumed.stdout
-  ref, got = reference_losses, losses(workdir)
-  assert sorted(got) == list(range(1, 301))
-  np.testing.assert_allclose([got[s] for s in range(1, 301)], [ref[s] for s in range(1, 301)], rtol=1e-6)
+def _assert_resumes_exactly(workdir, reference, config=None):
+  trainer.train_and_evaluate(config or _config(), workdir)
+  got = losses(workdir)
+  assert sorted(got) == list(range(1, STEPS + 1))
+  np.testing.assert_allclose([got[s] for s in got], [reference[s] for s in got], rtol=1e-6)
+
+
+def test_sigterm_between_steps_before_any_periodic_checkpoint(tmp_path, monkeypatch, reference):
+  workdir = str(tmp_path / "w")
+  calls = []
+  shard = data_lib.shard_batch
+
+  def shard_and_signal(batch, mesh):  # called once per step, before the step runs
+    calls.append(1)
+    if len(calls) == 7:
+      _sigterm()
+    return shard(batch, mesh)
+
+  monkeypatch.setattr(data_lib, "shard_batch", shard_and_signal)
+  with pytest.raises(trainer.Interrupted, match=r"Stopped by SIGTERM at step 7; the checkpoint of step 7 is saved"):
+    trainer.train_and_evaluate(_config(), workdir)
+  monkeypatch.undo()
+  assert _steps(workdir) == [7]
+  assert os.path.exists(os.path.join(workdir, "checkpoints", "7", "_CHECKPOINT_METADATA"))
+  _assert_resumes_exactly(workdir, reference)
+
+
+def test_sigterm_while_compiling_the_first_step(tmp_path, monkeypatch, reference):
+  workdir = str(tmp_path / "w")
+  step = simclr.step
+
+  def step_and_signal(m, state, batch):  # runs once, while jit traces the step
+    _sigterm()
+    return step(m, state, batch)
+
+  monkeypatch.setattr(simclr, "step", step_and_signal)
+  with pytest.raises(trainer.Interrupted, match="at step 1; the checkpoint of step 1 is saved"):
+    trainer.train_and_evaluate(_config(), workdir)
+  monkeypatch.undo()
+  assert _steps(workdir) == [1]
+  _assert_resumes_exactly(workdir, reference)
+
+
+def test_sigterm_during_the_monitor(tmp_path, monkeypatch, reference):
+  workdir = str(tmp_path / "w")
+  suite = suites_lib.SUITES["representation"]
+
+  def monitor_and_signal(ctx, state):
+    _sigterm()
+    return suite.monitor(ctx, state)
+
+  monkeypatch.setitem(suites_lib.SUITES, "representation", suites_lib.Suite(monitor_and_signal, suite.final))
+  with pytest.raises(trainer.Interrupted, match="at step 5, during the monitor; the checkpoint of step 5"):
+    trainer.train_and_evaluate(_config(eval_every_steps=5), workdir)
+  monkeypatch.undo()
+  assert _steps(workdir) == [5]
+  _assert_resumes_exactly(workdir, reference, _config(eval_every_steps=5))
+
+
+def test_sigterm_during_final_evaluation_then_evaluates_on_rerun(tmp_path, monkeypatch):
+  workdir = str(tmp_path / "w")
+  suite = suites_lib.SUITES["representation"]
+
+  def final_and_signal(ctx, state):
+    _sigterm()
+    return suite.final(ctx, state)
+
+  monkeypatch.setitem(suites_lib.SUITES, "representation", suites_lib.Suite(suite.monitor, final_and_signal))
+  config = _config(**{"eval.final": True, "eval.pixel_baseline": True})
+  with pytest.raises(trainer.Interrupted, match=f"during the final evaluation; the checkpoint of step {STEPS}"):
+    trainer.train_and_evaluate(config, workdir)
+  monkeypatch.undo()
+  assert _steps(workdir) == [STEPS] and not os.path.exists(os.path.join(workdir, "results.json"))
+  trained = losses(workdir)
+  results = trainer.train_and_evaluate(config, workdir)  # evaluates; trains nothing more
+  assert {"linear_probe_top1", "knn_top1", "pixel_linear_probe_top1"} <= set(results)
+  assert losses(workdir) == trained
+
+
+def test_finished_run_is_not_trained_or_evaluated_again(tmp_path, capsys):
+  workdir = str(tmp_path / "w")
+  config = _config(**{"eval.final": True})
+  first = trainer.train_and_evaluate(config, workdir)
+  mtime = os.path.getmtime(os.path.join(workdir, "results.json"))
+  capsys.readouterr()
+  again = trainer.train_and_evaluate(config, workdir)
+  assert again == first and os.path.getmtime(os.path.join(workdir, "results.json")) == mtime
+  assert "already finished 12 steps" in capsys.readouterr().out
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, monkeypatch, capsys, reference):
+  workdir = str(tmp_path / "w")
+  config = _config(checkpoint_every_steps=4, keep_checkpoints=3)
+  calls = []
+  shard = data_lib.shard_batch
+
+  def shard_and_signal(batch, mesh):
+    calls.append(1)
+    if len(calls) == 10:
+      _sigterm()
+    return shard(batch, mesh)
+
+  monkeypatch.setattr(data_lib, "shard_batch", shard_and_signal)
+  with pytest.raises(trainer.Interrupted):
+    trainer.train_and_evaluate(config, workdir)
+  monkeypatch.undo()
+  assert _steps(workdir) == [4, 8, 10]
+  for root, _, files in os.walk(os.path.join(workdir, "checkpoints", "10")):  # a disk fault: every file cut short
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+  capsys.readouterr()
+  _assert_resumes_exactly(workdir, reference, config)
+  err = capsys.readouterr().err
+  warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+  assert len(warnings) == 1, err
+  assert "the checkpoint at step 10 is damaged" in warnings[0] and "resuming from step 8" in warnings[0]
+  moved = os.path.join(workdir, "checkpoints_damaged", "10")
+  assert moved in warnings[0] and os.path.isdir(moved), "the damaged files are kept, not deleted"
+
+
+def test_resume_with_other_training_settings_is_refused(tmp_path):
+  workdir = str(tmp_path / "w")
+  trainer.train_and_evaluate(_config(), workdir)
+  with open(os.path.join(workdir, "config.json")) as f:
+    saved = f.read()
+  with pytest.raises(UserError, match=r"other settings: total_steps=12 in the workdir, 24 now.*new --workdir"):
+    trainer.train_and_evaluate(_config(total_steps=24), workdir)
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert f.read() == saved, "config.json keeps the settings the run was started with"
+  # What only changes how the run is watched may change.
+  trainer.train_and_evaluate(_config(log_every_steps=3, **{"eval.knn_k": 5}), workdir)
+
+
+def test_sigkill_loses_only_the_steps_since_the_last_checkpoint(tmp_path, reference):
+  """A real kill -9 of `python -m ssl_jax.main`, then the same command again."""
+  import subprocess
+  import time
+  args = ("--config.total_steps=12", "--config.checkpoint_every_steps=4", "--config.log_every_steps=1",
+          "--config.eval_every_steps=0", "--config.eval.final=false", "--config.batch_size=32",
+          "--config.model.widths=(8,16)", "--config.optim.warmup_steps=2")
+  workdir = str(tmp_path / "w")
+  proc = subprocess.Popen(main_command(workdir, *args), cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while not os.path.isdir(os.path.join(workdir, "checkpoints", "4")) and proc.poll() is None:
+    assert time.time() < deadline
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate(timeout=60)
+  assert _steps(workdir) and _steps(workdir)[-1] < 12
+  resumed = run_main(workdir, *args)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resumed from step" in resumed.stdout
+  got = losses(workdir)
+  assert sorted(got) == list(range(1, 13))
+  np.testing.assert_allclose([got[s] for s in got], [reference[s] for s in got], rtol=1e-6)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    assert all(json.loads(line) for line in f), "no half-written row is left behind"

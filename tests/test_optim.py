@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax.train import optim
+from ssl_jax import optim
 from ssl_jax.train.config import base_config
-from ssl_jax.train.errors import UserError
+from ssl_jax.errors import UserError
 
 
 def test_warmup_cosine_schedule():

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import optax
 
-from ssl_jax.train.errors import UserError
+from ssl_jax.errors import UserError
 
 OPTIMIZERS = ("sgd", "adamw", "lars")
 

@@ -1,0 +1,47 @@
+r"""FixMatch, small ConvNet, Fashion-MNIST with a class-balanced split of 250 labels (25 per class).
+
+The other training images are used without their labels; test accuracy of the online and the EMA model
+on the 10,000 test images. Compare with the labelled-only baseline on the same split,
+configs/semi/supervised_fashion_mnist.py. The label budget and the split's seed are arguments:
+
+  python -m ssl_jax.main --config=configs/semi/fixmatch_fashion_mnist.py --workdir=workdirs/fixmatch_fmnist_250
+  python -m ssl_jax.main --config=configs/semi/fixmatch_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
+
+Budget: 1200 steps, about 5 minutes of training on 2 CPU cores.
+Result when we ran it (2026-12-02, 2 CPU cores otherwise idle): test top-1 0.7921 (EMA model 0.7891) with the
+250 labels of fashion_mnist.0@250, against 0.7545 (EMA 0.7599) for the labelled-only baseline on the same
+split; 302 s of training, 5 min 28 s for the command.
+"""
+
+from ssl_jax.train.config import base_config, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, labels=250, label_seed=0)
+  c = base_config("fixmatch")
+  c.total_steps = 1200
+  c.batch_size = 32
+  c.checkpoint_every_steps = 300
+  c.eval_every_steps = 300
+  c.log_every_steps = 50
+
+  c.data.name = "fashion_mnist"
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64)
+
+  c.fixmatch.labels = arg.labels
+  c.fixmatch.label_seed = arg.label_seed
+  c.fixmatch.mu = 7
+  c.fixmatch.threshold = 0.95
+  c.fixmatch.lambda_u = 1.0
+  c.fixmatch.ema_decay = 0.99
+
+  c.optim.name = "sgd"
+  c.optim.lr = 0.1
+  c.optim.scale_lr_with_batch = False
+  c.optim.nesterov = True
+  c.optim.warmup_steps = 0
+  c.optim.end_lr_factor = 0.2
+  c.optim.weight_decay = 5e-4
+  return c

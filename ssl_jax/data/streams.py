@@ -1,0 +1,489 @@
+"""Training streams: the data a method's step eats, each a pure function of (seed, step), per process.
+
+A method declares the stream it needs with one of the specs below (frozen dataclasses of plain numbers,
+built from its config section); the trainer builds it on the loaded dataset and asks it for the rows of
+this process at every step:
+
+| spec | batch (this process's rows of the global batch) | families |
+| --- | --- | --- |
+| `Images()` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe) | self-supervised |
+| `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} | semi-supervised |
+| `Bags(target_class, mean_size, std_size, ...)` | {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B], "instance_label": int32 [B, n]} | multiple-instance learning |
+| `ClassBalanced(classes_per_batch, classes)` | {"image", "label"} [P K]: P classes, K examples each | metric learning |
+| `SourceTarget(target, ...)` | {"source": {"image", "label"} [B], "target": {"image"} [B]} | domain adaptation |
+
+Every stream returns, for a step s, exactly the rows an uninterrupted run saw at step s, whatever the
+number of processes (each process gets its equal slice of every group of the global batch), so a
+resumed run repeats an uninterrupted one. Each built stream also carries the evaluation data its
+family is judged on (`Stream.eval_data`) and what must be saved with the run (`Stream.record`, e.g. the
+indices of the labelled split).
+
+    spec = streams.LabelledUnlabelled(num_labels=250, split_seed=0, mu=7)
+    stream = spec.build(streams.Data(train, test), batch_size=64, seed=0)
+    batch = stream.local_batch(step)          # this process's rows; `shard_batch` makes them global
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+from ssl_jax.data.datasets import ArrayDataset, DatasetInfo, class_balanced_indices
+from ssl_jax.data.pipeline import _process_slice, batch_indices
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Data:
+  """The loaded dataset a stream is built on: its train and test splits (uint8 images, int32 labels)."""
+  train: ArrayDataset
+  test: ArrayDataset
+  name: str = ""
+  data_dir: str | None = None
+  tfds_data_dir: str | None = None
+
+  def __post_init__(self):
+    if not self.name:
+      object.__setattr__(self, "name", self.train.name)
+
+  @property
+  def info(self) -> DatasetInfo:
+    """The loaded train split's metadata, for the specs' `check`."""
+    return DatasetInfo(self.train.image_shape, self.train.num_classes, "train", "test",
+                       rgb=self.train.image_shape[-1] == 3, train_examples=len(self.train))
+
+
+def sequence_indices(num_examples: int, start: int, count: int, seed: tuple[int, ...]) -> np.ndarray:
+  """Positions [start, start + count) of the endless sequence perm_0, perm_1, ... of `num_examples`.
+
+  perm_e is `np.random.default_rng([*seed, e]).permutation(num_examples)`. Unlike `batch_indices`, the
+  batch may be larger than the dataset (40 labels, batch 64): batches simply run across epochs.
+  """
+  out = np.empty(count, np.int64)
+  filled = 0
+  pos = start
+  while filled < count:
+    epoch, offset = divmod(pos, num_examples)
+    perm = np.random.default_rng([*seed, epoch]).permutation(num_examples)
+    take = min(count - filled, num_examples - offset)
+    out[filled:filled + take] = perm[offset:offset + take]
+    filled += take
+    pos += take
+  return out
+
+
+class Stream(abc.ABC):
+  """A built stream: `local_batch(step)` gives this process's rows of global batch `step`.
+
+  Attributes:
+    groups: global rows of each group of the batch, e.g. {"labelled": 64, "unlabelled": 448}; every
+      group is split evenly over processes and devices.
+    eval_data: what the evaluation suites read, e.g. {"train": ArrayDataset, "test": ArrayDataset}.
+    name: how the data of a run are named in its results (e.g. "fashion_mnist.0@250").
+  """
+  groups: dict[str, int]
+  eval_data: dict[str, Any]
+  name: str
+
+  def global_batch(self, step: int) -> dict[str, Any]:
+    """Every row of global batch `step` (what one process of one would read)."""
+    return self.local_batch(step, process_index=0, process_count=1)
+
+  @abc.abstractmethod
+  def local_batch(self, step: int, *, process_index: int | None = None,
+                  process_count: int | None = None) -> dict[str, Any]:
+    """This process's rows of global batch `step` (process index and count default to JAX's)."""
+
+  def record(self) -> dict[str, Any]:
+    """What is saved with the run (`<workdir>/stream.json`) so it can be checked and reproduced."""
+    return {"name": self.name, "groups": dict(self.groups)}
+
+  def describe(self) -> str:
+    return self.name
+
+
+def _fits(rows: int, info, what: str, multiple: int = 1) -> None:
+  """A batch (of `multiple` x batch_size rows) drawn without repeats within an epoch must fit in the data."""
+  if info.train_examples and rows > info.train_examples:
+    raise ValueError(f"A batch of {rows} {what} is larger than the {info.train_examples} training images of "
+                     f"the dataset; use --config.batch_size={info.train_examples // multiple} or less.")
+
+
+def _slice(rows: np.ndarray, process_index, process_count) -> np.ndarray:
+  first, local = _process_slice(len(rows), process_index, process_count)
+  return rows[first:first + local]
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+@dataclasses.dataclass(frozen=True)
+class Images:
+  """Unlabelled images: global batch `step` is `batch_indices(N, B, step=step, seed=seed)`.
+
+  The labels ride along for the online probe only (a linear head on stop-gradient features).
+  """
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    _fits(batch_size, info, "images")
+    return {"image": batch_size}
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> ImageStream:
+    self.check(batch_size=batch_size, info=data.info)
+    return ImageStream(data, batch_size, seed)
+
+
+class ImageStream(Stream):
+
+  def __init__(self, data: Data, batch_size: int, seed: int):
+    self._data, self._b, self._seed = data, batch_size, seed
+    self.groups = {"image": batch_size}
+    self.eval_data = {"train": data.train, "test": data.test}
+    self.name = data.name
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    rows = batch_indices(len(self._data.train), global_batch_size=self._b, step=step, seed=self._seed)
+    rows = _slice(rows, process_index, process_count)
+    return {"image": self._data.train.images[rows], "label": self._data.train.labels[rows]}
+
+  def describe(self):
+    return f"{self.name}: {len(self._data.train)} training images {self._data.train.image_shape}"
+
+
+# -------------------------------------------------------------------------- labelled + unlabelled
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledUnlabelled:
+  """A labelled batch of B and an unlabelled batch of mu B, as FixMatch and USB draw them.
+
+  The labelled part is a class-balanced split of the training set: `num_labels` examples drawn with
+  `split_seed` (`class_balanced_indices`), named `<dataset>.<split_seed>@<num_labels>` like FixMatch's
+  splits; `num_labels=0` labels the whole training set. The unlabelled batch is drawn from every training
+  image, the labelled ones included (as FixMatch does), without its labels. Each part is an endless
+  sequence of per-epoch permutations of its own, so a labelled set smaller than B works.
+
+  Attributes:
+    num_labels: size of the labelled split (a multiple of the number of classes), 0 for all.
+    split_seed: seed of the split's draw.
+    mu: unlabelled batch size as a multiple of B; 0 gives labelled batches only.
+  """
+  num_labels: int = 250
+  split_seed: int = 0
+  mu: int = 7
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    if self.mu < 0 or self.num_labels < 0:
+      raise ValueError(f"The labelled/unlabelled stream needs labels >= 0 and mu >= 0, got {self.num_labels} "
+                       f"and {self.mu}.")
+    if self.num_labels and (self.num_labels % info.num_classes or
+                            (info.train_examples and self.num_labels > info.train_examples)):
+      raise ValueError(f"{self.num_labels} labels cannot be split evenly over the {info.num_classes} classes"
+                       f"{f' of {info.train_examples} training images' if info.train_examples else ''}; use a "
+                       f"multiple of {info.num_classes} (0 for every label).")
+    if self.mu:
+      _fits(self.mu * batch_size, info, "unlabelled images (mu x batch_size)", multiple=self.mu)
+    return {"labelled": batch_size, **({"unlabelled": self.mu * batch_size} if self.mu else {})}
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> LabelledUnlabelledStream:
+    self.check(batch_size=batch_size, info=data.info)
+    return LabelledUnlabelledStream(self, data, batch_size, seed)
+
+
+class LabelledUnlabelledStream(Stream):
+
+  def __init__(self, spec: LabelledUnlabelled, data: Data, batch_size: int, seed: int):
+    train = data.train
+    if spec.num_labels:
+      self.labelled_indices = class_balanced_indices(train.labels, train.num_classes,
+                                                     num_labels=spec.num_labels, seed=spec.split_seed)
+      self.name = f"{data.name}.{spec.split_seed}@{spec.num_labels}"
+    else:
+      self.labelled_indices = np.arange(len(train))
+      self.name = f"{data.name} (all {len(train)} labels)"
+    self._spec, self._train, self._b, self._seed = spec, train, batch_size, seed
+    self.groups = {"labelled": batch_size}
+    if spec.mu:
+      self.groups["unlabelled"] = spec.mu * batch_size
+    labelled = train.take(self.labelled_indices)
+    self.eval_data = {"train": labelled, "test": data.test, "unlabelled_train": train}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    b, n_l = self._b, len(self.labelled_indices)
+    rows = self.labelled_indices[sequence_indices(n_l, step * b, b, (self._seed, 0))]
+    rows = _slice(rows, process_index, process_count)
+    batch = {"labelled": {"image": self._train.images[rows], "label": self._train.labels[rows]}}
+    if self._spec.mu:
+      u = self._spec.mu * b
+      urows = _slice(sequence_indices(len(self._train), step * u, u, (self._seed, 1)), process_index,
+                     process_count)
+      batch["unlabelled"] = {"image": self._train.images[urows]}
+    return batch
+
+  def record(self):
+    return {**super().record(), "num_labels": len(self.labelled_indices),
+            "split_seed": self._spec.split_seed, "labelled_indices": self.labelled_indices.tolist()}
+
+  def describe(self):
+    unl = (f" + {len(self._train)} unlabelled (batch {self._spec.mu} x {self._b})" if self._spec.mu else "")
+    return f"{self.name}: {len(self.labelled_indices)} labelled training images{unl}"
+
+
+# -------------------------------------------------------------------------------------------- bags
+
+
+@dataclasses.dataclass(frozen=True)
+class Bags:
+  """Bags of instances with one label per bag (multiple-instance learning), padded to `max_size`.
+
+  As MNIST-bags of Ilse et al. 2018: a bag's length is drawn from N(mean_size, std_size^2) (rounded,
+  clipped to [1, max_size]), its instances uniformly at random from the split, and it is positive when
+  it holds at least one instance of `target_class`. `num_train_bags` bags are drawn once from the
+  training split and `num_test_bags` from the test split, with `bag_seed`; training batches are
+  per-epoch permutations of the training bags. Padded slots hold zero images and mask False.
+
+  Attributes:
+    target_class: the class whose presence makes a bag positive.
+    mean_size, std_size: mean and standard deviation of the bag length.
+    num_train_bags, num_test_bags: how many bags to draw from each split.
+    max_size: padded length; 0 means ceil(mean_size + 5 std_size).
+    bag_seed: seed of the draw of the bags (part of the data's name).
+  """
+  target_class: int = 9
+  mean_size: float = 10.0
+  std_size: float = 2.0
+  num_train_bags: int = 500
+  num_test_bags: int = 1000
+  max_size: int = 0
+  bag_seed: int = 0
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    if not 0 <= self.target_class < info.num_classes:
+      raise ValueError(f"The bags' target class {self.target_class} is not a class of the dataset "
+                       f"(0..{info.num_classes - 1}).")
+    if self.num_train_bags < batch_size:
+      raise ValueError(f"The batch of {batch_size} bags is larger than the {self.num_train_bags} training bags; "
+                       "lower batch_size or draw more bags.")
+    if self.mean_size < 1 or self.std_size < 0 or self.num_test_bags < 1:
+      raise ValueError(f"Bags need a mean size >= 1, a standard deviation >= 0 and at least one test bag; got "
+                       f"{self.mean_size}, {self.std_size} and {self.num_test_bags}.")
+    return {"bags": batch_size}
+
+  @property
+  def padded_size(self) -> int:
+    return self.max_size or int(math.ceil(self.mean_size + 5 * self.std_size))
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> BagStream:
+    self.check(batch_size=batch_size, info=data.info)
+    return BagStream(self, data, batch_size, seed)
+
+
+def draw_bags(labels: np.ndarray, *, num_bags: int, target_class: int, mean_size: float,
+              std_size: float, max_size: int, seed: tuple[int, ...]) -> dict[str, np.ndarray]:
+  """Indices of `num_bags` random bags over examples with `labels`, padded with -1 to `max_size`.
+
+  Returns {"index": int64 [bags, max_size] (-1 = padding), "mask": bool [bags, max_size],
+  "label": int32 [bags] (1 when a bag holds `target_class`), "instance_label": int32 [bags, max_size]}.
+  """
+  if num_bags < 1 or mean_size < 1 or std_size < 0 or max_size < 1:
+    raise ValueError(f"Bags need num_bags >= 1, mean_size >= 1, std_size >= 0 and max_size >= 1; got "
+                     f"{num_bags}, {mean_size}, {std_size} and {max_size}.")
+  rng = np.random.default_rng(list(seed))
+  lengths = np.clip(np.rint(rng.normal(mean_size, std_size, num_bags)), 1, max_size).astype(np.int64)
+  index = np.full((num_bags, max_size), -1, np.int64)
+  for i, n in enumerate(lengths):
+    index[i, :n] = rng.integers(0, len(labels), n)
+  mask = index >= 0
+  instance_label = np.where(mask, (labels[np.maximum(index, 0)] == target_class), 0).astype(np.int32)
+  return {"index": index, "mask": mask, "label": instance_label.max(axis=1).astype(np.int32),
+          "instance_label": instance_label}
+
+
+def gather_bags(images: np.ndarray, bags: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+  """The padded images of bags `rows`: zeros where the mask is False."""
+  index, mask = bags["index"][rows], bags["mask"][rows]
+  instances = images[np.maximum(index, 0)]
+  instances[~mask] = 0
+  return {"instances": instances, "mask": mask, "label": bags["label"][rows],
+          "instance_label": bags["instance_label"][rows]}
+
+
+class BagStream(Stream):
+
+  def __init__(self, spec: Bags, data: Data, batch_size: int, seed: int):
+    common = dict(target_class=spec.target_class, mean_size=spec.mean_size, std_size=spec.std_size,
+                  max_size=spec.padded_size)
+    self.train_bags = draw_bags(data.train.labels, num_bags=spec.num_train_bags,
+                                seed=(spec.bag_seed, 0), **common)
+    self.test_bags = draw_bags(data.test.labels, num_bags=spec.num_test_bags, seed=(spec.bag_seed, 1),
+                               **common)
+    self._spec, self._data, self._b, self._seed = spec, data, batch_size, seed
+    self.groups = {"bags": batch_size}
+    self.name = (f"{data.name}-bags.{spec.bag_seed}@{spec.num_train_bags} (target {spec.target_class}, "
+                 f"size {spec.mean_size:g}+-{spec.std_size:g})")
+    self.eval_data = {"bags_test": gather_bags(data.test.images, self.test_bags,
+                                               np.arange(spec.num_test_bags))}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    rows = batch_indices(self._spec.num_train_bags, global_batch_size=self._b, step=step, seed=self._seed)
+    return gather_bags(self._data.train.images, self.train_bags, _slice(rows, process_index, process_count))
+
+  def record(self):
+    return {**super().record(), "train_positive": int(self.train_bags["label"].sum()),
+            "test_positive": int(self.test_bags["label"].sum()), "max_size": self._spec.padded_size}
+
+  def describe(self):
+    pos = self.train_bags["label"].mean()
+    return (f"{self.name}: {self._spec.num_train_bags} training bags ({pos:.0%} positive), "
+            f"{self._spec.num_test_bags} test bags, padded to {self._spec.padded_size} instances")
+
+
+# --------------------------------------------------------------------------------- P x K batches
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassBalanced:
+  """P classes x K examples per batch (metric learning), from the training classes only.
+
+  Global batch `step` draws, with `np.random.default_rng([seed, step])`, P of the `classes` without
+  replacement and K = B / P examples of each (without replacement when the class has enough). Classes
+  not in `classes` are held out: the retrieval suite scores the test images of those classes, which
+  training never sees.
+
+  Attributes:
+    classes_per_batch: P.
+    classes: the training classes; () means every class (and nothing is held out).
+  """
+  classes_per_batch: int = 5
+  classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    classes = tuple(self.classes) or tuple(range(info.num_classes))
+    bad = [c for c in classes if not 0 <= c < info.num_classes]
+    if bad:
+      raise ValueError(f"Training classes {bad} are not classes of the dataset (0..{info.num_classes - 1}).")
+    p = self.classes_per_batch
+    if not 1 <= p <= len(classes) or batch_size % p or batch_size // p < 2:
+      raise ValueError(f"A P x K batch of {batch_size} with P={p} classes needs 1 <= P <= {len(classes)} (the "
+                       "training classes) and a batch_size divisible by P with K = batch_size / P >= 2.")
+    return {"image": batch_size}
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> ClassBalancedStream:
+    self.check(batch_size=batch_size, info=data.info)
+    return ClassBalancedStream(self, data, batch_size, seed)
+
+
+class ClassBalancedStream(Stream):
+
+  def __init__(self, spec: ClassBalanced, data: Data, batch_size: int, seed: int):
+    num_classes = data.train.num_classes
+    classes = tuple(spec.classes) or tuple(range(num_classes))
+    p = spec.classes_per_batch
+    self._members = {c: np.flatnonzero(data.train.labels == c) for c in classes}
+    empty = [c for c, m in self._members.items() if m.size == 0]
+    if empty:
+      raise ValueError(f"Training classes {empty} have no examples in {data.name}.")
+    self._classes, self._p, self._k = np.asarray(classes), p, batch_size // p
+    self._data, self._seed = data, seed
+    held_out = sorted(set(range(num_classes)) - set(classes))
+    self.held_out = tuple(held_out)
+    self.groups = {"image": batch_size}
+    self.name = (f"{data.name} classes {list(classes)} (P={p} x K={self._k})"
+                 + (f", held out {held_out}" if held_out else ""))
+    eval_classes = held_out or list(classes)
+    keep = np.isin(data.test.labels, eval_classes)
+    self.eval_data = {"retrieval": data.test.take(np.flatnonzero(keep)), "train": data.train,
+                      "test": data.test}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    rng = np.random.default_rng([self._seed, step])
+    chosen = rng.choice(self._classes, self._p, replace=False)
+    rows = np.concatenate([
+        rng.choice(self._members[c], self._k, replace=self._members[c].size < self._k) for c in chosen])
+    rows = _slice(rows, process_index, process_count)
+    return {"image": self._data.train.images[rows], "label": self._data.train.labels[rows]}
+
+  def record(self):
+    return {**super().record(), "train_classes": self._classes.tolist(), "held_out": list(self.held_out)}
+
+
+# --------------------------------------------------------------------------------- two domains
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceTarget:
+  """Labelled source batches and unlabelled target batches of the same size (domain adaptation).
+
+  The source is the run's dataset (`data.name`); the target is another dataset, loaded like any other
+  and resized (bilinear) to the source's image size when they differ. Both are endless per-epoch
+  permutations of their own. The target's test split (with its labels) is what the `accuracy` suite
+  scores, since adaptation is judged on the target domain.
+
+  Attributes:
+    target: dataset name of the target domain (e.g. "digits", "mnist").
+    target_data_dir: folder of IDX files for an IDX target ("" for its default).
+  """
+  target: str = "digits"
+  target_data_dir: str = ""
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    _fits(batch_size, info, "source images")
+    return {"source": batch_size, "target": batch_size}
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> SourceTargetStream:
+    self.check(batch_size=batch_size, info=data.info)
+    from ssl_jax.data.datasets import dataset_info, load_arrays  # pylint: disable=g-import-not-at-top
+    info = dataset_info(self.target)
+    kwargs = dict(data_dir=self.target_data_dir or None, tfds_data_dir=data.tfds_data_dir)
+    target = Data(load_arrays(self.target, info.train_split, **kwargs),
+                  load_arrays(self.target, info.test_split, **kwargs), name=self.target)
+    return SourceTargetStream(data, target, batch_size, seed)
+
+
+def match_images(dataset: ArrayDataset, shape: tuple[int, int, int]) -> ArrayDataset:
+  """`dataset` with its images resized (bilinear, antialiased) to `shape`'s height and width."""
+  if dataset.image_shape == tuple(shape):
+    return dataset
+  if dataset.image_shape[-1] != shape[-1]:
+    raise ValueError(f"The target images have {dataset.image_shape[-1]} channels and the source images "
+                     f"{shape[-1]}; use domains with the same number of channels.")
+  images = jax.image.resize(dataset.images.astype(np.float32), (len(dataset), *shape), "linear",
+                            antialias=True)
+  images = np.asarray(np.clip(np.rint(images), 0, 255), np.uint8)
+  return dataclasses.replace(dataset, images=images)
+
+
+class SourceTargetStream(Stream):
+
+  def __init__(self, source: Data, target: Data, batch_size: int, seed: int):
+    shape = source.train.image_shape
+    self._source = source.train
+    self._target = match_images(target.train, shape)
+    for what, d in (("source", self._source), ("target", self._target)):
+      if len(d) < 1:
+        raise ValueError(f"The {what} training split is empty.")
+    self._b, self._seed = batch_size, seed
+    self.groups = {"source": batch_size, "target": batch_size}
+    self.name = f"{source.name} -> {target.name}"
+    self.eval_data = {"test": match_images(target.test, shape), "train": self._target,
+                      "source_test": source.test}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    b = self._b
+    s = _slice(sequence_indices(len(self._source), step * b, b, (self._seed, 0)), process_index,
+               process_count)
+    t = _slice(sequence_indices(len(self._target), step * b, b, (self._seed, 1)), process_index,
+               process_count)
+    return {"source": {"image": self._source.images[s], "label": self._source.labels[s]},
+            "target": {"image": self._target.images[t]}}
+
+  def describe(self):
+    return (f"{self.name}: {len(self._source)} labelled source and {len(self._target)} unlabelled target "
+            f"images {self._source.image_shape}")
+
+
+Spec = Images | LabelledUnlabelled | Bags | ClassBalanced | SourceTarget

@@ -1,0 +1,233 @@
+"""Evaluation suites: how each family is judged, by name, each writing named results.
+
+A method lists the suites that judge it (`SUITES = ("representation",)`); the trainer runs each suite's
+`monitor` every `eval_every_steps` (cheap, logged as `eval/<key>`) and its `final` at the end (written to
+`results.json`, TensorBoard and `report.png`). A suite reads what the method predicts
+(`predict(m, state, inputs) -> {"features" | "logits" | "ema_logits" | "bag_logits" | "embeddings"}`)
+on the evaluation data of the run's stream (`Stream.eval_data`).
+
+| suite | method predicts | eval data | results |
+| --- | --- | --- | --- |
+| `representation` | `features` | the labelled train split and the test split | `linear_probe_top1`, `knn_top1`, `pixel_linear_probe_top1` |
+| `accuracy` | `logits` (and `ema_logits`) | the test split (the target domain's for adaptation) | `test_top1`, `ema_test_top1` |
+| `bags` | `bag_logits` (and `attention`) | the test bags | `bag_auc`, `bag_accuracy`, `instance_auc` |
+| `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r` |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ssl_jax.evaluation.features import apply_batched
+from ssl_jax.evaluation.knn import knn_accuracy
+from ssl_jax.evaluation.linear_probe import linear_probe
+from ssl_jax.evaluation.retrieval import retrieval_metrics
+
+# Every result key a suite can write, with the words the report and the results table use for it.
+LABELS: dict[str, str] = {
+    "linear_probe_top1": "linear probe top-1 (learned features)",
+    "knn_top1": "kNN top-1 (learned features)",
+    "pixel_linear_probe_top1": "linear probe top-1 (raw pixels)",
+    "knn_monitor_top1": "kNN monitor top-1",
+    "test_top1": "test top-1",
+    "ema_test_top1": "test top-1 (EMA model)",
+    "bag_auc": "bag AUC",
+    "bag_accuracy": "bag accuracy",
+    "instance_auc": "instance AUC of the attention",
+    "recall_at_1": "Recall@1 (held-out classes)",
+    "recall_at_2": "Recall@2 (held-out classes)",
+    "recall_at_4": "Recall@4 (held-out classes)",
+    "recall_at_8": "Recall@8 (held-out classes)",
+    "map_at_r": "MAP@R (held-out classes)",
+    "pixel_recall_at_1": "Recall@1 (raw pixels)",
+    "pixel_map_at_r": "MAP@R (raw pixels)",
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Context:
+  """What a suite needs: the jitted prediction, the evaluation data, the `eval` config and the mesh.
+
+  Attributes:
+    predict: `(state, inputs) -> dict of arrays`, jitted with inputs sharded over the mesh.
+    eval_data: the stream's evaluation data (see `ssl_jax.data.streams`).
+    config: the run's `eval` config block.
+    mesh: the device mesh.
+    seed: the run's seed (probe shuffles).
+    log: prints a line on the console.
+  """
+  predict: Callable[[Any, Any], dict[str, Any]]
+  eval_data: dict[str, Any]
+  config: Any
+  mesh: Any
+  seed: int = 0
+  log: Callable[[str], None] = print
+
+  def outputs(self, state, inputs) -> dict[str, np.ndarray]:
+    return apply_batched(lambda x: self.predict(state, x), inputs, batch_size=self.config.batch_size,
+                         mesh=self.mesh)
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+  return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def _need(ctx: Context, suite: str, *keys: str) -> None:
+  missing = [k for k in keys if k not in ctx.eval_data]
+  if missing:
+    raise ValueError(f"The `{suite}` suite needs the evaluation data {missing}, which this method's stream "
+                     "does not provide; pick a suite that matches the stream.")
+
+
+def _output(out: dict, suite: str, key: str) -> np.ndarray:
+  if key not in out:
+    raise ValueError(f"The `{suite}` suite reads `{key}` from the method's predict(), which returns only "
+                     f"{sorted(out)}; return `{key}` or pick another suite.")
+  return out[key]
+
+
+# ------------------------------------------------------------------------------- representation
+
+
+def representation_monitor(ctx: Context, state) -> dict[str, float]:
+  """kNN top-1 on the first `eval.monitor_examples` train and test images: cheap enough to run often."""
+  _need(ctx, "representation", "train", "test")
+  train, test = ctx.eval_data["train"], ctx.eval_data["test"]
+  n_tr, n_te = min(ctx.config.monitor_examples, len(train)), min(ctx.config.monitor_examples, len(test))
+  tr = _output(ctx.outputs(state, train.images[:n_tr]), "representation", "features")
+  te = _output(ctx.outputs(state, test.images[:n_te]), "representation", "features")
+  return {"knn_monitor_top1": knn_accuracy(tr, train.labels[:n_tr], te, test.labels[:n_te],
+                                           num_classes=train.num_classes, k=ctx.config.knn_k,
+                                           temperature=ctx.config.knn_temperature, mesh=ctx.mesh)}
+
+
+def representation_final(ctx: Context, state) -> dict[str, float]:
+  """Linear probe and kNN on frozen features of the whole train and test splits; the raw-pixel probe."""
+  _need(ctx, "representation", "train", "test")
+  train, test = ctx.eval_data["train"], ctx.eval_data["test"]
+  t0 = time.perf_counter()
+  tr = _output(ctx.outputs(state, train.images), "representation", "features")
+  te = _output(ctx.outputs(state, test.images), "representation", "features")
+  ctx.log(f"Extracted features {tr.shape} + {te.shape} in {time.perf_counter() - t0:.1f}s; fitting probes.")
+  c = ctx.config
+  out = {"linear_probe_top1": linear_probe(tr, train.labels, te, test.labels, num_classes=train.num_classes,
+                                           mesh=ctx.mesh, epochs=c.probe_epochs, seed=ctx.seed).top1,
+         "knn_top1": knn_accuracy(tr, train.labels, te, test.labels, num_classes=train.num_classes,
+                                  k=c.knn_k, temperature=c.knn_temperature, mesh=ctx.mesh)}
+  if c.pixel_baseline:
+    out["pixel_linear_probe_top1"] = linear_probe(
+        _pixels(train.images), train.labels, _pixels(test.images), test.labels,
+        num_classes=train.num_classes, mesh=ctx.mesh, epochs=c.probe_epochs, seed=ctx.seed).top1
+  return {k: float(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------------- accuracy
+
+
+def _accuracy(ctx: Context, state, limit: int | None) -> dict[str, float]:
+  _need(ctx, "accuracy", "test")
+  test = ctx.eval_data["test"]
+  n = len(test) if limit is None else min(limit, len(test))
+  out = ctx.outputs(state, test.images[:n])
+  results = {"test_top1": float(np.mean(np.argmax(_output(out, "accuracy", "logits"), -1) == test.labels[:n]))}
+  if "ema_logits" in out:
+    results["ema_test_top1"] = float(np.mean(np.argmax(out["ema_logits"], -1) == test.labels[:n]))
+  return results
+
+
+def accuracy_monitor(ctx: Context, state) -> dict[str, float]:
+  """Test top-1 (and of the EMA model) on the first `eval.monitor_examples` test images."""
+  return _accuracy(ctx, state, ctx.config.monitor_examples)
+
+
+def accuracy_final(ctx: Context, state) -> dict[str, float]:
+  """Test top-1 on the whole test split, and `ema_test_top1` when the method keeps an EMA model."""
+  return _accuracy(ctx, state, None)
+
+
+# ------------------------------------------------------------------------------------------ bags
+
+
+def bag_scores(bag_logits: np.ndarray) -> np.ndarray:
+  """The positive-class score of each bag: the logit itself ([B]) or the log-odds of 2 logits ([B, 2])."""
+  bag_logits = np.asarray(bag_logits, np.float64)
+  if bag_logits.ndim == 2 and bag_logits.shape[1] == 1:
+    return bag_logits[:, 0]
+  if bag_logits.ndim == 2 and bag_logits.shape[1] == 2:
+    return bag_logits[:, 1] - bag_logits[:, 0]
+  if bag_logits.ndim == 1:
+    return bag_logits
+  raise ValueError(f"bag_logits must be [B], [B, 1] or [B, 2] for a binary bag label; got {bag_logits.shape}.")
+
+
+def bags_final(ctx: Context, state) -> dict[str, float]:
+  """Bag AUC and accuracy (score > 0) on the test bags; the attention's instance AUC when it is known."""
+  from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
+  _need(ctx, "bags", "bags_test")
+  bags = ctx.eval_data["bags_test"]
+  out = ctx.outputs(state, {"instances": bags["instances"], "mask": bags["mask"]})
+  scores, labels = bag_scores(_output(out, "bags", "bag_logits")), bags["label"]
+  results = {"bag_accuracy": float(np.mean((scores > 0) == (labels == 1)))}
+  if 0 < labels.sum() < len(labels):
+    results["bag_auc"] = float(roc_auc_score(labels, scores))
+  if "attention" in out and "instance_label" in bags:
+    # Localisation: within positive bags, do the attention weights rank the key instances first?
+    real = bags["mask"] & (labels[:, None] == 1)
+    y = bags["instance_label"][real]
+    if 0 < y.sum() < y.size:
+      results["instance_auc"] = float(roc_auc_score(y, np.asarray(out["attention"])[real]))
+  return results
+
+
+# ------------------------------------------------------------------------------------- retrieval
+
+
+def _retrieval(ctx: Context, state, limit: int | None, *, pixels: bool) -> dict[str, float]:
+  _need(ctx, "retrieval", "retrieval")
+  data = ctx.eval_data["retrieval"]
+  n = len(data) if limit is None else min(limit, len(data))
+  emb = _output(ctx.outputs(state, data.images[:n]), "retrieval", "embeddings")
+  results = retrieval_metrics(emb, data.labels[:n])
+  if pixels:
+    px = retrieval_metrics(_pixels(data.images[:n]), data.labels[:n])
+    results.update({"pixel_recall_at_1": px["recall_at_1"], "pixel_map_at_r": px["map_at_r"]})
+  return results
+
+
+def retrieval_monitor(ctx: Context, state) -> dict[str, float]:
+  """Recall@1 and MAP@R on the first `eval.monitor_examples` held-out images."""
+  r = _retrieval(ctx, state, ctx.config.monitor_examples, pixels=False)
+  return {"recall_at_1": r["recall_at_1"], "map_at_r": r["map_at_r"]}
+
+
+def retrieval_final(ctx: Context, state) -> dict[str, float]:
+  """Recall@1/2/4/8 and MAP@R on every held-out test image, and the same on raw pixels."""
+  return _retrieval(ctx, state, None, pixels=ctx.config.pixel_baseline)
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+  """A named pair of evaluations: `monitor` during training and `final` at the end."""
+  monitor: Callable[[Context, Any], dict[str, float]]
+  final: Callable[[Context, Any], dict[str, float]]
+
+
+# The results each suite always writes (others depend on the data: e.g. `instance_auc` needs instance labels).
+SUITE_KEYS: dict[str, tuple[str, ...]] = {
+    "representation": ("linear_probe_top1", "knn_top1"),
+    "accuracy": ("test_top1",),
+    "bags": ("bag_auc", "bag_accuracy"),
+    "retrieval": ("recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "map_at_r"),
+}
+
+SUITES: dict[str, Suite] = {
+    "representation": Suite(representation_monitor, representation_final),
+    "accuracy": Suite(accuracy_monitor, accuracy_final),
+    "bags": Suite(bags_final, bags_final),
+    "retrieval": Suite(retrieval_monitor, retrieval_final),
+}

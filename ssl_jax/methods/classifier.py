@@ -1,0 +1,82 @@
+"""An image classifier (encoder + linear head) with an EMA copy: the network of the semi-supervised
+methods, of the labelled-only baseline, of fine-tuning and of domain adaptation.
+
+    net = classifier.make(config, info)                   # encoder from config.model, head for the classes
+    params, stats = classifier.init(net, key, pretrained)  # {"encoder", "classifier"}
+    logits, stats = classifier.logits(net, params, stats, x, train=True)
+    predictions = classifier.predict(net, state, images)   # {"logits", "ema_logits"}
+
+The EMA model (`state.extra["ema"]`, parameters averaged with `common.ema`, BatchNorm statistics copied
+from the online model as FixMatch's `ModelEMA` does) is what FixMatch and USB evaluate; the `accuracy`
+suite reports both as `test_top1` and `ema_test_top1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ssl_jax.data import views as views_lib
+from ssl_jax.methods import common
+from ssl_jax.models import heads
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+  encoder: nn.Module
+  head: nn.Module
+  image_shape: tuple[int, int, int]
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+
+
+def make(config, info) -> Classifier:
+  mean, std = common.normalizer(config)
+  return Classifier(encoder=common.make_encoder(config, info), head=heads.LinearHead(info.num_classes),
+                    image_shape=tuple(info.image_shape), mean=mean, std=std)
+
+
+def init(net: Classifier, key: jax.Array, pretrained=None) -> tuple[dict, dict]:
+  """Fresh (params, batch_stats) {"encoder", "classifier"}, with `pretrained` parts loaded over them."""
+  k_enc, k_head = jax.random.split(key)
+  x = jnp.zeros((2, *net.image_shape), jnp.float32)
+  enc_params, enc_stats = common.init_module(net.encoder, k_enc, x)
+  feats, _ = common.apply(net.encoder, enc_params, enc_stats, x, train=False)
+  head_params, _ = common.init_module(net.head, k_head, feats)
+  return common.load_pretrained({"encoder": enc_params, "classifier": head_params},
+                                {"encoder": enc_stats}, pretrained)
+
+
+def init_state(net: Classifier, tx, rng: jax.Array, pretrained=None) -> common.TrainState:
+  """A fresh train state of the classifier, with an EMA model (`extra["ema"]`) equal to it."""
+  k_net, k_aug = jax.random.split(rng)
+  params, batch_stats = init(net, k_net, pretrained)
+  return common.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                           opt_state=tx.init(params), rng=k_aug,
+                           extra={"ema": {"params": params, "batch_stats": batch_stats}})
+
+
+def logits(net: Classifier, params, batch_stats, x: jax.Array, *, train: bool) -> tuple[jax.Array, dict]:
+  """Float32 logits of normalised images x, and the BatchNorm statistics (updated when training)."""
+  feats, enc_stats = common.apply(net.encoder, params["encoder"], batch_stats["encoder"], x, train=train)
+  out = net.head.apply({"params": params["classifier"]}, feats)
+  return out.astype(jnp.float32), {"encoder": enc_stats}
+
+
+def update_ema(state: common.TrainState, decay) -> dict:
+  """The EMA model after an update: averaged parameters, BatchNorm statistics copied from the online model."""
+  return {"params": common.ema(state.extra["ema"]["params"], state.params, decay),
+          "batch_stats": state.batch_stats}
+
+
+def predict(net: Classifier, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
+  """{"logits"} of the online model and, when the state keeps one, {"ema_logits"} of the EMA model."""
+  x = views_lib.eval_view(images, mean=net.mean, std=net.std)
+  out = {"logits": logits(net, state.params, state.batch_stats, x, train=False)[0]}
+  if "ema" in state.extra:
+    ema = state.extra["ema"]
+    out["ema_logits"] = logits(net, ema["params"], ema["batch_stats"], x, train=False)[0]
+  return out

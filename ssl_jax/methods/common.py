@@ -1,0 +1,208 @@
+"""The pieces every method's step is made of, as plain functions: import them to write your own loop.
+
+    state = TrainState(step, params, batch_stats, opt_state, rng, extra)   # one pytree for every method
+    out, stats = apply(module, params, batch_stats, x, train=True)         # BatchNorm threaded here only
+    state, metrics = gradient_step(state, loss_fn, tx=tx, schedule=lr)     # value-and-grad + update + metrics
+    target = ema(target, online, decay)                                    # optax.incremental_update
+    decay = cosine_ema_schedule(0.99, total_steps)(step)                   # BYOL's tau(k), a pure function
+    loss, metrics = online_probe(probe, params["probe"], features, labels) # linear head on frozen features
+
+What a method file holds (see `ssl_jax/methods/__init__.py` for the list and the protocol):
+`config()` (its own config section with defaults), `SUITES`, `stream(config)`, `make(config, info)`,
+`init(m, rng, pretrained=None)`, a pure `step(m, state, batch)` and `predict(m, state, inputs)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from ssl_jax.data import views as views_lib
+from ssl_jax.evaluation.online_probe import OnlineProbe, probe_loss_and_accuracy
+from ssl_jax.models import registry
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class TrainState(flax.struct.PyTreeNode):
+  """Everything that changes during training, for every method.
+
+  Attributes:
+    step: int32 scalar, the number of updates done.
+    params: the trained parameters by part, e.g. {"encoder", "projector", "probe"}: the only tree the
+      optimizer differentiates and updates.
+    batch_stats: BatchNorm statistics by part (the same names as `params`; {} for parts without BN).
+    opt_state: the optimizer's state for `params`.
+    rng: a raw uint32 PRNG key; step k draws its randomness from `fold_in(rng, k)`.
+    extra: what a method keeps beside them, by name: target networks, an EMA model, a queue, a centre,
+      per-class thresholds. Never differentiated; checkpointed with the rest.
+  """
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array
+  extra: Any = flax.struct.field(default_factory=dict)
+
+
+def step_key(state: TrainState) -> jax.Array:
+  """The PRNG key of the current step: `fold_in(state.rng, state.step)` (same on resume)."""
+  return jax.random.fold_in(state.rng, state.step)
+
+
+def init_module(module: nn.Module, key: jax.Array, *args, **kwargs) -> tuple[Any, Any]:
+  """(params, batch_stats) of a fresh `module` called on `args` in inference mode ({} if it has no BN)."""
+  variables = module.init(key, *args, train=False, **kwargs)
+  return variables["params"], variables.get("batch_stats", {})
+
+
+def apply(module: nn.Module, params: Any, batch_stats: Any, *args, train: bool,
+          rngs: dict[str, jax.Array] | None = None, **kwargs) -> tuple[Any, Any]:
+  """Call `module`; returns (output, batch_stats), the statistics updated when training.
+
+  The one place BatchNorm statistics are threaded: in training mode the module runs with its
+  "batch_stats" collection mutable and the updated statistics come back; in inference mode (or for a
+  module without BatchNorm) the statistics come back unchanged.
+  """
+  variables = {"params": params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+  if train and batch_stats:
+    out, updates = module.apply(variables, *args, train=True, mutable=["batch_stats"], rngs=rngs, **kwargs)
+    return out, updates["batch_stats"]
+  return module.apply(variables, *args, train=train, rngs=rngs, **kwargs), batch_stats
+
+
+def gradient_step(state: TrainState, loss_fn: Callable[[Any], tuple[jax.Array, tuple[dict, Any]]], *,
+                  tx: optax.GradientTransformation,
+                  schedule: optax.Schedule | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer update of `state.params` on `loss_fn`, and the standard metrics.
+
+  Args:
+    state: the current state.
+    loss_fn: `params -> (total_loss, (metrics, batch_stats))`: the scalar to minimise, the method's own
+      metrics (e.g. "train/loss" for the method's loss without an online probe's), and the updated
+      BatchNorm statistics (from `apply`).
+    tx: the optimizer.
+    schedule: the learning-rate schedule, logged as "train/lr".
+  Returns:
+    (state with new params, opt_state, batch_stats and step + 1; metrics with "train/loss" (the total
+    when the method reports none), "train/lr", "train/l2_grads" and "train/l2_params").
+  """
+  (total, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {"train/loss": total, **metrics, "train/l2_grads": optax.tree.norm(grads),
+             "train/l2_params": optax.tree.norm(params)}
+  if schedule is not None:
+    metrics["train/lr"] = schedule(state.step)
+  return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                       opt_state=opt_state), metrics
+
+
+def ema(target: Any, online: Any, decay: jax.Array | float) -> Any:
+  """Exponential moving average: target <- decay * target + (1 - decay) * online, leaf by leaf.
+
+  `optax.incremental_update(online, target, step_size=1 - decay)`; integer leaves (counters) are
+  copied from `online`.
+  """
+  def one(new, old):
+    if not jnp.issubdtype(jnp.asarray(new).dtype, jnp.floating):
+      return new
+    return optax.incremental_update(new, old, step_size=1.0 - decay)
+
+  return jax.tree.map(one, online, target)
+
+
+def cosine_ema_schedule(base: float, total_steps: int, final: float = 1.0) -> optax.Schedule:
+  """BYOL's decay schedule: tau(k) = final - (final - base) (cos(pi k / K) + 1) / 2, k = 0..K.
+
+  Written as `1 - optax.cosine_decay_schedule(1 - base, K, alpha)`, so it is a pure function of the step:
+  tau(0) = base, tau(K) = final. References: Grill et al. 2020, arXiv:2006.07733, section 3.2.
+  """
+  if not 0.0 <= base <= final <= 1.0:
+    raise ValueError(f"An EMA schedule needs 0 <= base <= final <= 1, got base={base}, final={final}.")
+  if base == 1.0:
+    return optax.constant_schedule(1.0)
+  decay = optax.cosine_decay_schedule(1.0 - base, max(int(total_steps), 1), alpha=(1.0 - final) / (1.0 - base))
+  return lambda step: 1.0 - decay(step)
+
+
+def online_probe(probe: OnlineProbe | None, params: Any, features: jax.Array,
+                 labels: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The online linear probe's loss on `stop_gradient(features)` and its metrics.
+
+  Returns (0, {}) when there is no probe. Labels reach only the probe's weights: `OnlineProbe` stops the
+  gradient at its input, so the encoder's gradient is the method's own.
+  """
+  if probe is None:
+    return jnp.zeros((), jnp.float32), {}
+  logits = probe.apply({"params": params}, features)
+  loss, top1 = probe_loss_and_accuracy(logits, labels)
+  return loss, {"train/probe_loss": loss, "train/probe_top1": top1}
+
+
+def make_encoder(config, info) -> nn.Module:
+  """The encoder named by `config.model.encoder`, with the model fields that apply to it."""
+  model = config.model
+  kwargs: dict[str, Any] = {"dtype": DTYPES[model.dtype]}
+  if model.encoder in ("convnet", "mlp"):
+    kwargs["widths"] = tuple(model.widths)
+  if model.encoder.startswith("vit"):
+    kwargs["patch_size"] = model.patch_size
+    kwargs["image_size"] = int(info.image_shape[0])
+  return registry.make_encoder(model.encoder, **kwargs)
+
+
+def normalizer(config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(mean, std) per channel of the run's dataset, for `views_lib.eval_view` and the presets."""
+  from ssl_jax.data.augment import mean_std  # pylint: disable=g-import-not-at-top
+  return mean_std(config.data.name)
+
+
+def encode(encoder: nn.Module, params: Any, batch_stats: Any, images: jax.Array, *,
+           mean: tuple[float, ...], std: tuple[float, ...]) -> jax.Array:
+  """Inference-mode float32 features of uint8 images, normalised like the training views."""
+  x = views_lib.eval_view(images, mean=mean, std=std)
+  out, _ = apply(encoder, params, batch_stats, x, train=False)
+  return out.astype(jnp.float32)
+
+
+def load_pretrained(params: dict, batch_stats: dict, pretrained: dict | None) -> tuple[dict, dict]:
+  """`params` and `batch_stats` with the parts in `pretrained` replaced by its arrays.
+
+  Args:
+    params, batch_stats: fresh trees by part name ({"encoder": ..., "classifier": ...}).
+    pretrained: None, or {"params": {part: tree}, "batch_stats": {part: tree}} from another run
+      (`--config.init_from`); every part it holds must exist here with the same structure and shapes.
+  Raises:
+    ValueError: a part is missing here or its shapes differ (say which).
+  """
+  if not pretrained:
+    return params, batch_stats
+  out = {"params": dict(params), "batch_stats": dict(batch_stats)}
+  for kind in ("params", "batch_stats"):
+    for part, tree in pretrained.get(kind, {}).items():
+      if part not in out[kind]:
+        if not jax.tree.leaves(tree):
+          continue
+        raise ValueError(f"The run given by init_from has a part `{part}` that this method does not have "
+                         f"(its parts: {', '.join(sorted(out[kind]))}); use init_params=encoder.")
+      mine = jax.tree.map(lambda x: (tuple(x.shape), jnp.dtype(x.dtype).name), out[kind][part])
+      theirs = jax.tree.map(lambda x: (tuple(x.shape), jnp.dtype(x.dtype).name), tree)
+      if jax.tree.structure(mine) != jax.tree.structure(theirs) or mine != theirs:
+        raise ValueError(f"The `{part}` {kind} of the run given by init_from do not match this model (another "
+                         "encoder, widths or image size); start from a run with the same model config.")
+      out[kind][part] = tree
+  return out["params"], out["batch_stats"]
+
+
+def top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Fraction of rows whose argmax is the label (a metric: no gradient)."""
+  return jax.lax.stop_gradient(jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32)))

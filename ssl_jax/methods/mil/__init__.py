@@ -1,0 +1,1 @@
+"""Multiple-instance learning: one label per bag of instances (judged by `bags`)."""

@@ -1,0 +1,1 @@
+"""Semi-supervised methods: a labelled split plus unlabelled images (judged by `accuracy`)."""

@@ -1,0 +1,1 @@
+"""Self-supervised methods: unlabelled images in, a representation out (judged by `representation`)."""

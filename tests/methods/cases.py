@@ -1,0 +1,51 @@
+"""Every method with a tiny run of it: its Fashion-MNIST config shrunk to scikit-learn's digits.
+
+A new method gets the shared tests (smoke run with its family's results, exact resume after a kill,
+8 devices equal 1, `ssl_jax.evaluate`) by adding one line to `CASES`.
+"""
+
+import os
+
+from ssl_jax.evaluation.suites import SUITE_KEYS
+from ssl_jax.methods import METHODS
+from ssl_jax.train import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Shared by every case: seconds-long runs on the 1,500 8x8 digits.
+TINY = {"data.name": "digits", "total_steps": 12, "checkpoint_every_steps": 4, "log_every_steps": 1,
+        "eval_every_steps": 6, "model.widths": (8, 16), "eval.monitor_examples": 300,
+        "eval.probe_epochs": 2, "eval.batch_size": 256, "eval.pixel_baseline": False, "optim.warmup_steps": 2}
+
+CASES = {
+    "simclr": ("configs/ssl/simclr_digits_tiny.py", {"batch_size": 32}),
+    "byol": ("configs/ssl/byol_fashion_mnist.py", {"batch_size": 32, "byol.proj_hidden_dim": 32,
+                                                   "byol.proj_dim": 16, "byol.pred_hidden_dim": 32}),
+    "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
+                                                            "fixmatch.mu": 2}),
+    "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),
+    "gated_attention_mil": ("configs/mil/gated_attention_mil_fashion_mnist.py", {
+        "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16),
+        "gated_attention_mil.train_bags": 64, "gated_attention_mil.test_bags": 64,
+        "gated_attention_mil.attention_dim": 16}),
+    "triplet": ("configs/metric/triplet_fashion_mnist.py", {"batch_size": 40, "triplet.embedding_dim": 16}),
+}
+
+
+def tiny_config(method: str, **more):
+  """The method's config with TINY, the case's own overrides and `more` applied."""
+  path, overrides = CASES[method]
+  config = config_lib.load_config(os.path.join(ROOT, path))
+  for key, value in {**TINY, **overrides, **more}.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  config_lib.validate(config)
+  return config
+
+
+def result_keys(method: str) -> set[str]:
+  """The results every run of `method` must write: the required keys of its suites."""
+  return {k for suite in METHODS[method].SUITES for k in SUITE_KEYS[suite]}
