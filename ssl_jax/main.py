@@ -44,11 +44,9 @@ def main(argv: list[str]) -> int:
   fv = cli.parse(argv, usage=USAGE, flags_spec=define, config_check=check)
   if not fv.workdir:
     raise UserError(f"--workdir is needed; usage: {USAGE.splitlines()[0]}")
-  config = fv.config
-  config_lib.validate(config)
   cli.quiet_libraries()
   from ssl_jax.train.trainer import train_and_evaluate
-  train_and_evaluate(config, fv.workdir)
+  train_and_evaluate(fv.config, fv.workdir)
   return 0
 
 

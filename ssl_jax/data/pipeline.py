@@ -172,34 +172,34 @@ class ArrayBatcher(BatchIterator):
     self.global_batch_size = global_batch_size
     self.seed = seed
     self.steps_per_epoch = steps_per_epoch(len(dataset), global_batch_size)
-    self._first, self._local = _process_slice(global_batch_size, process_index, process_count)
-    self._include_index = include_index
+    self._local = _process_slice(global_batch_size, process_index, process_count)[1]
     batch_indices(len(dataset), global_batch_size=global_batch_size, step=start_step, seed=seed)
-    super().__init__(self._make_batch_fn(), start_step=start_step, prefetch=prefetch)
+    super().__init__(
+        lambda step: array_batch(dataset, global_batch_size=global_batch_size, step=step, seed=seed,
+                                 process_index=process_index, process_count=process_count,
+                                 include_index=include_index),
+        start_step=start_step, prefetch=prefetch)
 
   @property
   def local_batch_size(self) -> int:
     return self._local
 
-  def _make_batch_fn(self):
-    images, labels = self.dataset.images, self.dataset.labels
-    n, b, seed = len(self.dataset), self.global_batch_size, self.seed
-    first, local, with_index = self._first, self._local, self._include_index
-    per_epoch = self.steps_per_epoch
-    cache: dict[int, np.ndarray] = {}
 
-    def make(step: int) -> Batch:
-      epoch, i = divmod(step, per_epoch)
-      if epoch not in cache:
-        cache.clear()
-        cache[epoch] = _epoch_permutation(n, seed, epoch)
-      rows = cache[epoch][i * b + first:i * b + first + local]
-      batch = {"image": images[rows], "label": labels[rows]}
-      if with_index:
-        batch["index"] = rows.astype(np.int32)
-      return batch
+def array_batch(dataset: ArrayDataset, *, global_batch_size: int, step: int, seed: int,
+                process_index: int | None = None, process_count: int | None = None,
+                include_index: bool = False) -> Batch:
+  """This process's rows of global batch `step` of `dataset`: its slice of `batch_indices`.
 
-    return make
+  Returns {"image": uint8 [B / P, H, W, C], "label": int32 [B / P]} (and "index": int32 [B / P], the
+  rows' positions in the dataset, with `include_index`).
+  """
+  first, local = _process_slice(global_batch_size, process_index, process_count)
+  rows = batch_indices(len(dataset), global_batch_size=global_batch_size, step=step,
+                       seed=seed)[first:first + local]
+  batch = {"image": dataset.images[rows], "label": dataset.labels[rows]}
+  if include_index:
+    batch["index"] = rows.astype(np.int32)
+  return batch
 
 
 def _produce(make, step: int, out: queue.Queue, stop: threading.Event) -> None:

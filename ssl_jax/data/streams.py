@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from ssl_jax.data.datasets import ArrayDataset, DatasetInfo, class_balanced_indices
-from ssl_jax.data.pipeline import _process_slice, batch_indices
+from ssl_jax.data.pipeline import _process_slice, array_batch, batch_indices
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -146,9 +146,8 @@ class ImageStream(Stream):
     self.name = data.name
 
   def local_batch(self, step, *, process_index=None, process_count=None):
-    rows = batch_indices(len(self._data.train), global_batch_size=self._b, step=step, seed=self._seed)
-    rows = _slice(rows, process_index, process_count)
-    return {"image": self._data.train.images[rows], "label": self._data.train.labels[rows]}
+    return array_batch(self._data.train, global_batch_size=self._b, step=step, seed=self._seed,
+                       process_index=process_index, process_count=process_count)
 
   def describe(self):
     return f"{self.name}: {len(self._data.train)} training images {self._data.train.image_shape}"

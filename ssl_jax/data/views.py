@@ -385,7 +385,7 @@ def from_config(cls: type, config, dataset: str | None = None) -> Preset:
     ValueError: a field of `config` is not a field of `cls`, or a pair has the wrong length.
   """
   names = {f.name for f in dataclasses.fields(cls)} - set(_NOT_IN_CONFIG)
-  values = dict(config.items()) if hasattr(config, "items") else dict(config)
+  values = dict(config.items())
   unknown = sorted(set(values) - names)
   if unknown:
     raise ValueError(f"{cls.__name__} has no fields {unknown}; its fields are {sorted(names)}.")

@@ -186,7 +186,3 @@ class Checkpointer:
     finally:
       self._manager.close()
 
-
-def abstract_like(state: Any) -> Any:
-  """Shapes, dtypes and shardings of `state`, for `Checkpointer.restore`."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)

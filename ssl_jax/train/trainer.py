@@ -274,12 +274,11 @@ def check_resume(config, workdir: str) -> None:
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Train `config.method` on `config.data`, checkpointing into `workdir`; return the results dict."""
-  config_lib.validate(config)
   mesh_lib.initialize_distributed(config.distributed)  # before anything touches the devices
   with StopSignal() as stop:
+    plan = preflight(config)  # validates the config first
     prepare_workdir(workdir)
     check_resume(config, workdir)
-    plan = preflight(config)
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
       return _train(plan, workdir, checkpointer, stop)
@@ -372,7 +371,6 @@ def _train(plan: Plan, workdir: str, checkpointer: Checkpointer, stop: StopSigna
             progress.update(0, loss=row["train/loss"])
         progress.update(1)
         if stopping:
-          stop.signal_name = stop.signal_name or "SIGTERM"
           save_and_stop(done, f"at step {done}")
         if periodic:
           checkpointer.save(done, state)
