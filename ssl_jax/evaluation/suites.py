@@ -60,6 +60,8 @@ class Context:
     mesh: the device mesh.
     seed: the run's seed (probe shuffles).
     log: prints a line on the console.
+    figures_dir: where a suite's `final` may write figures (PNG files named after the suite), or None
+      to write none (other processes than 0, tests that do not want them).
   """
   predict: Callable[[Any, Any], dict[str, Any]]
   eval_data: dict[str, Any]
@@ -67,6 +69,7 @@ class Context:
   mesh: Any
   seed: int = 0
   log: Callable[[str], None] = print
+  figures_dir: str | None = None
 
   def outputs(self, state, inputs) -> dict[str, np.ndarray]:
     return apply_batched(lambda x: self.predict(state, x), inputs, batch_size=self.config.batch_size,

@@ -58,7 +58,7 @@ def common_config() -> ml_collections.ConfigDict:
   c.init_params = "encoder"       # what init_from loads: "encoder" (and its BatchNorm) or "all" parts
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "fashion_mnist"   # a TFDS catalog name, "fashion_mnist"/"mnist" IDX folders, or "digits"
+  c.data.name = "fashion_mnist"   # a TFDS catalog name, "fashion_mnist"/"mnist" IDX folders, "digits", "digits28", "mnist5k"
   c.data.data_dir = ""            # folder of MNIST-format IDX files; "" means the default for the dataset
   c.data.tfds_data_dir = ""       # TFDS data_dir; "" means TFDS's default (~/tensorflow_datasets)
 

@@ -230,11 +230,14 @@ def _check_finite(step: int, metrics: dict[str, Any], last_good: int | None, che
           "optim.lr (or set optim.grad_clip_norm) and run the same command again to resume.")
 
 
-def suite_context(plan: Plan, stream: streams.Stream, *, log=_say) -> suites_lib.Context:
+def suite_context(plan: Plan, stream: streams.Stream, *, log=_say,
+                  figures_dir: str | None = None) -> suites_lib.Context:
+  """The suites' context; figures (attention maps, embeddings) go to `figures_dir` on process 0 only."""
   predict = jax.jit(functools.partial(plan.module.predict, plan.method),
                     in_shardings=(plan.repl, plan.sharded), out_shardings=plan.sharded)
   return suites_lib.Context(predict=predict, eval_data=stream.eval_data, config=plan.config.eval,
-                            mesh=plan.mesh, seed=plan.config.seed, log=log)
+                            mesh=plan.mesh, seed=plan.config.seed, log=log,
+                            figures_dir=figures_dir if jax.process_index() == 0 else None)
 
 
 def run_suites(plan: Plan, ctx: suites_lib.Context, state, *, final: bool, stop: StopSignal | None = None,
@@ -325,7 +328,7 @@ def _train(plan: Plan, workdir: str, checkpointer: Checkpointer, stop: StopSigna
   say(f"{config.method} on {stream.describe()}; global batch {config.batch_size} on {jax.device_count()} "
       f"device(s) ({jax.devices()[0].platform}), {config.total_steps} steps, workdir {workdir}"
       + (f"; resumed from step {restored}" if restored is not None else ""))
-  ctx = suite_context(plan, stream, log=say)
+  ctx = suite_context(plan, stream, log=say, figures_dir=workdir)
   last_good = restored
 
   def save_and_stop(done: int, what: str):

