@@ -9,6 +9,7 @@ this process at every step:
 | `Images()` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe) | self-supervised |
 | `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} | semi-supervised |
 | `Bags(target_class, mean_size, std_size, ...)` | {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B], "instance_label": int32 [B, n]} | multiple-instance learning |
+| `FolderBags(root, test_root, image_size, ...)` | {"instances", "mask", "label"}: patients' image folders (reads its own data) | multiple-instance learning |
 | `ClassBalanced(classes_per_batch, classes)` | {"image", "label"} [P K]: P classes, K examples each | metric learning |
 | `SourceTarget(target, ...)` | {"source": {"image", "label"} [B], "target": {"image"} [B]} | domain adaptation |
 
@@ -341,6 +342,102 @@ class BagStream(Stream):
             f"{self._spec.num_test_bags} test bags, padded to {self._spec.padded_size} instances")
 
 
+FOLDER_BAGS = "folder_bags"
+"""The `data.name` of bags read from a folder tree (`FolderBags`); `data.data_dir` is its root."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderBags:
+  """Patient-level bags from folders (`ssl_jax.data.bag_folders`): root/<patient_id>/*.png + labels.csv.
+
+  The spec reads its own data (`reads_own_data`): the trainer takes the image shape from `info` and
+  builds the stream with no in-memory dataset. The test patients are those of `test_root` when given,
+  else a class-stratified `test_fraction` of root's patients drawn with `split_seed`. Bags are padded to
+  `max_size` (0: the largest patient); a training batch is a per-epoch permutation of the training bags.
+
+  Attributes:
+    root: the training patients' folder (`data.data_dir`).
+    test_root: a second folder of test patients; "" splits root's patients.
+    test_fraction: share of root's patients held out (when test_root is "").
+    image_size: every image is resized to image_size x image_size.
+    channels: 1 (grayscale) or 3 (RGB).
+    split_seed: seed of the held-out split.
+    max_size: padded bag length; 0 is the largest patient's image count.
+  """
+  root: str
+  test_root: str = ""
+  test_fraction: float = 0.25
+  image_size: int = 28
+  channels: int = 1
+  split_seed: int = 0
+  max_size: int = 0
+  reads_own_data = True
+
+  @property
+  def info(self) -> DatasetInfo:
+    return DatasetInfo((self.image_size, self.image_size, self.channels), 2, "train", "test",
+                       rgb=self.channels == 3)
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    del info
+    if not self.root:
+      raise ValueError("data.name=folder_bags reads the folder data.data_dir, which is empty; pass "
+                       "--config.data.data_dir=<root with one folder per patient and labels.csv>.")
+    if self.channels not in (1, 3) or self.image_size < 1:
+      raise ValueError(f"Folder bags need mil.channels 1 or 3 and mil.image_size >= 1; got {self.channels} and "
+                       f"{self.image_size}.")
+    return {"bags": batch_size}
+
+  def build(self, data: Data | None, *, batch_size: int, seed: int) -> FolderBagStream:
+    del data  # the spec reads its own folders
+    self.check(batch_size=batch_size, info=None)
+    return FolderBagStream(self, batch_size, seed)
+
+
+class FolderBagStream(Stream):
+
+  def __init__(self, spec: FolderBags, batch_size: int, seed: int):
+    from ssl_jax.data import bag_folders  # pylint: disable=g-import-not-at-top
+    read = lambda root: bag_folders.read_bag_folder(root, image_size=spec.image_size, channels=spec.channels)
+    train = read(spec.root)
+    if spec.test_root:
+      test = read(spec.test_root)
+    else:
+      tr, te = bag_folders.split_patients(train["label"], test_fraction=spec.test_fraction, seed=spec.split_seed)
+      test = {k: ([v[i] for i in te] if isinstance(v, list) else v[te]) for k, v in train.items()}
+      train = {k: ([v[i] for i in tr] if isinstance(v, list) else v[tr]) for k, v in train.items()}
+    largest = max(len(x) for x in train["images"] + test["images"])
+    size = spec.max_size or largest
+    if largest > size:
+      raise ValueError(f"A patient has {largest} images, more than mil.max_bag_size={size}; raise it or set 0 "
+                       "(the largest patient).")
+    if len(train["label"]) < batch_size:
+      raise ValueError(f"The batch of {batch_size} bags is larger than the {len(train['label'])} training patients; "
+                       "lower batch_size.")
+    self.train_bags = dict(zip(("instances", "mask"), bag_folders.pad_bags(train["images"], size)),
+                           label=train["label"])
+    test_bags = dict(zip(("instances", "mask"), bag_folders.pad_bags(test["images"], size)), label=test["label"])
+    self._spec, self._b, self._seed, self._size = spec, batch_size, seed, size
+    self._patients = (train["patients"], test["patients"])
+    self.groups = {"bags": batch_size}
+    self.name = f"{FOLDER_BAGS}:{spec.root}"
+    self.eval_data = {"bags_test": test_bags}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    rows = batch_indices(len(self.train_bags["label"]), global_batch_size=self._b, step=step, seed=self._seed)
+    rows = _slice(rows, process_index, process_count)
+    return {k: v[rows] for k, v in self.train_bags.items()}
+
+  def record(self):
+    return {**super().record(), "train_patients": list(self._patients[0]), "test_patients": list(self._patients[1]),
+            "max_size": self._size}
+
+  def describe(self):
+    n_tr, n_te = len(self._patients[0]), len(self._patients[1])
+    return (f"{self.name}: {n_tr} training patients ({self.train_bags['label'].mean():.0%} positive), {n_te} "
+            f"test patients, padded to {self._size} images of {self._spec.image_size}x{self._spec.image_size}")
+
+
 # --------------------------------------------------------------------------------- P x K batches
 
 
@@ -485,4 +582,4 @@ class SourceTargetStream(Stream):
             f"images {self._source.image_shape}")
 
 
-Spec = Images | LabelledUnlabelled | Bags | ClassBalanced | SourceTarget
+Spec = Images | LabelledUnlabelled | Bags | FolderBags | ClassBalanced | SourceTarget

@@ -80,3 +80,51 @@ def retrieval_metrics(embeddings: np.ndarray, labels: np.ndarray, *, ks: Sequenc
   out = {f"recall_at_{k}": float(recalls[valid, i].mean()) for i, k in enumerate(ks)}
   out["map_at_r"] = float(maps[valid].mean())
   return out
+
+
+def tsne_figure(embeddings: np.ndarray, labels: np.ndarray, path: str, *, max_points: int = 2000,
+                seed: int = 0, title: str = "", class_names: Sequence[str] | None = None) -> np.ndarray:
+  """A 2-D t-SNE picture (scikit-learn's `TSNE`, cosine metric) of embeddings coloured by label, as a PNG.
+
+  At most `max_points` rows are drawn (a seeded random subset, to keep it to seconds); the 2-D points are
+  returned ([n, 2]). References: van der Maaten & Hinton 2008, "Visualizing Data using t-SNE", JMLR 9.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  points, y = tsne_points(embeddings, labels, max_points=max_points, seed=seed)
+  fig, ax = plt.subplots(figsize=(6, 6))
+  plot_tsne(ax, points, y, title=title or f"t-SNE of {len(y)} embeddings", class_names=class_names)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return points
+
+
+def tsne_points(embeddings: np.ndarray, labels: np.ndarray, *, max_points: int = 2000,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(2-D t-SNE points [n, 2], their labels [n]) of a seeded subset of at most `max_points` rows."""
+  from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top
+  embeddings, labels = np.asarray(embeddings, np.float32), np.asarray(labels)
+  if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1] or len(labels) < 3:
+    raise ValueError(f"tsne_figure: embeddings must be [N, d] with N >= 3 and one label each; got "
+                     f"{embeddings.shape} and labels {labels.shape}.")
+  rng = np.random.default_rng(seed)
+  keep = np.sort(rng.choice(len(labels), min(max_points, len(labels)), replace=False))
+  x, y = embeddings[keep], labels[keep]
+  points = TSNE(n_components=2, metric="cosine", init="pca", random_state=seed,
+                perplexity=min(30.0, (len(x) - 1) / 3)).fit_transform(x)
+  return points, y
+
+
+def plot_tsne(ax, points: np.ndarray, labels: np.ndarray, *, title: str = "",
+              class_names: Sequence[str] | None = None) -> None:
+  """Scatter t-SNE points on a matplotlib axis, one colour per class."""
+  y = labels
+  for c in np.unique(y):
+    name = class_names[c] if class_names is not None and c < len(class_names) else f"class {c}"
+    ax.scatter(points[y == c, 0], points[y == c, 1], s=4, label=name)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  ax.legend(markerscale=3, fontsize=7, loc="best")
+  ax.set_title(title, fontsize=9)

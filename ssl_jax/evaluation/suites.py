@@ -10,13 +10,14 @@ on the evaluation data of the run's stream (`Stream.eval_data`).
 | --- | --- | --- | --- |
 | `representation` | `features` | the labelled train split and the test split | `linear_probe_top1`, `knn_top1`, `pixel_linear_probe_top1` |
 | `accuracy` | `logits` (and `ema_logits`) | the test split (the target domain's for adaptation) | `test_top1`, `ema_test_top1` |
-| `bags` | `bag_logits` (and `attention`) | the test bags | `bag_auc`, `bag_accuracy`, `instance_auc` |
-| `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r` |
+| `bags` | `bag_logits` (and `attention`) | the test bags | `bag_auc`, `bag_accuracy`, `instance_auc`; `attention.png` |
+| `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r`; `retrieval_tsne.png` in `figures_dir` |
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 from ssl_jax.evaluation.features import apply_batched
 from ssl_jax.evaluation.knn import knn_accuracy
 from ssl_jax.evaluation.linear_probe import linear_probe
-from ssl_jax.evaluation.retrieval import retrieval_metrics
+from ssl_jax.evaluation.retrieval import retrieval_metrics, tsne_figure
 
 # Every result key a suite can write, with the words the report and the results table use for it.
 LABELS: dict[str, str] = {
@@ -168,8 +169,18 @@ def bag_scores(bag_logits: np.ndarray) -> np.ndarray:
   raise ValueError(f"bag_logits must be [B], [B, 1] or [B, 2] for a binary bag label; got {bag_logits.shape}.")
 
 
-def bags_final(ctx: Context, state) -> dict[str, float]:
+def bags_monitor(ctx: Context, state) -> dict[str, float]:
   """Bag AUC and accuracy (score > 0) on the test bags; the attention's instance AUC when it is known."""
+  return _bags(ctx, state, figure=False)
+
+
+def bags_final(ctx: Context, state) -> dict[str, float]:
+  """As the monitor; with `ctx.figures_dir`, also `attention.png`: six test bags, each instance with its
+  attention weight (or instance score), from `ssl_jax.evaluation.mil_figures.attention_figure`."""
+  return _bags(ctx, state, figure=True)
+
+
+def _bags(ctx: Context, state, *, figure: bool) -> dict[str, float]:
   from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
   _need(ctx, "bags", "bags_test")
   bags = ctx.eval_data["bags_test"]
@@ -184,18 +195,29 @@ def bags_final(ctx: Context, state) -> dict[str, float]:
     y = bags["instance_label"][real]
     if 0 < y.sum() < y.size:
       results["instance_auc"] = float(roc_auc_score(y, np.asarray(out["attention"])[real]))
+  if figure and ctx.figures_dir and "attention" in out:
+    from ssl_jax.evaluation.mil_figures import attention_figure  # pylint: disable=g-import-not-at-top
+    path = os.path.join(ctx.figures_dir, "attention.png")
+    attention_figure(bags["instances"], bags["mask"], labels, np.asarray(out["attention"]), path,
+                     bag_scores=scores, instance_labels=bags.get("instance_label"))
+    ctx.log(f"Wrote {path}.")
   return results
 
 
 # ------------------------------------------------------------------------------------- retrieval
 
 
-def _retrieval(ctx: Context, state, limit: int | None, *, pixels: bool) -> dict[str, float]:
+def _retrieval(ctx: Context, state, limit: int | None, *, pixels: bool, figure: bool = False) -> dict[str, float]:
   _need(ctx, "retrieval", "retrieval")
   data = ctx.eval_data["retrieval"]
   n = len(data) if limit is None else min(limit, len(data))
   emb = _output(ctx.outputs(state, data.images[:n]), "retrieval", "embeddings")
   results = retrieval_metrics(emb, data.labels[:n])
+  if figure and ctx.figures_dir:
+    path = os.path.join(ctx.figures_dir, "retrieval_tsne.png")
+    tsne_figure(emb, data.labels[:n], path, seed=ctx.seed,
+                title=f"t-SNE of the embeddings of {n} held-out test images (Recall@1 {results['recall_at_1']:.3f})")
+    ctx.log(f"Wrote {path}.")
   if pixels:
     px = retrieval_metrics(_pixels(data.images[:n]), data.labels[:n])
     results.update({"pixel_recall_at_1": px["recall_at_1"], "pixel_map_at_r": px["map_at_r"]})
@@ -209,8 +231,11 @@ def retrieval_monitor(ctx: Context, state) -> dict[str, float]:
 
 
 def retrieval_final(ctx: Context, state) -> dict[str, float]:
-  """Recall@1/2/4/8 and MAP@R on every held-out test image, and the same on raw pixels."""
-  return _retrieval(ctx, state, None, pixels=ctx.config.pixel_baseline)
+  """Recall@1/2/4/8 and MAP@R on every held-out test image, and the same on raw pixels.
+
+  With `ctx.figures_dir`, also the t-SNE picture of those embeddings, `retrieval_tsne.png`.
+  """
+  return _retrieval(ctx, state, None, pixels=ctx.config.pixel_baseline, figure=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +256,6 @@ SUITE_KEYS: dict[str, tuple[str, ...]] = {
 SUITES: dict[str, Suite] = {
     "representation": Suite(representation_monitor, representation_final),
     "accuracy": Suite(accuracy_monitor, accuracy_final),
-    "bags": Suite(bags_final, bags_final),
+    "bags": Suite(bags_monitor, bags_final),
     "retrieval": Suite(retrieval_monitor, retrieval_final),
 }

@@ -13,7 +13,7 @@ from ssl_jax.losses.clustering import dino, dino_center, dino_per_example, sinkh
 from ssl_jax.losses.contrastive import info_nce, negative_cosine, ntxent, supcon
 from ssl_jax.losses.metric import (batch_hard_triplet, batch_semi_hard_triplet, contrastive_margin,
                                    triplet_margin)
-from ssl_jax.losses.mil import attention_pool, mil_logsumexp, mil_max, mil_mean
+from ssl_jax.losses.mil import attention_pool, clam_instance_loss, mil_logsumexp, mil_max, mil_mean
 from ssl_jax.losses.pretext import jigsaw, jigsaw_permutations, rotations
 from ssl_jax.losses.reconstruction import (contractive_penalty, gaussian_kl, masked_reconstruction, patchify,
                                            random_masking, reparameterize, unpatchify, vae_elbo)
@@ -34,7 +34,7 @@ __all__ = [
     "pseudo_label", "fixmatch", "consistency_mse", "uda", "sharpen", "mixup", "mixmatch", "mixmatch_loss",
     "MixMatchBatch",
     # multiple-instance learning
-    "mil_max", "mil_mean", "mil_logsumexp", "attention_pool",
+    "mil_max", "mil_mean", "mil_logsumexp", "attention_pool", "clam_instance_loss",
     # reconstruction
     "gaussian_kl", "reparameterize", "vae_elbo", "contractive_penalty", "masked_reconstruction",
     "patchify", "unpatchify", "random_masking",

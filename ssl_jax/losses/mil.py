@@ -174,3 +174,48 @@ def attention_pool(features: jax.Array, scores: jax.Array,
   hz = jnp.where(me, h.astype(hdt), 0)
   pooled = jnp.sum(_expand(weights, h.ndim).astype(hdt) * hz, axis=1)
   return pooled.astype(_out_dtype(h)), weights.astype(_out_dtype(s))
+
+
+def clam_instance_loss(scores: jax.Array, instance_logits: jax.Array, mask: jax.Array, *,
+                       top_k: int = 1) -> jax.Array:
+  """CLAM's instance-level clustering loss: the most attended instances are positives, the least negatives.
+
+  In bag b, let T_b be the `top_k` real instances of highest score s_{b, i} and B_b the `top_k` of lowest
+  score; with two logits per instance (from the instance classifier of the bag's class),
+
+    l_b = -1 / (|T_b| + |B_b|) ( sum_{i in T_b} log softmax(z_{b, i})_1 + sum_{i in B_b} log softmax(z_{b, i})_0 )
+
+  The ranking is not differentiated (only indices are taken); the gradient reaches the instance logits
+  of the selected instances only. Padded slots are never selected while the bag has enough real
+  instances; a bag with fewer than `top_k` real instances uses the ones it has (a bag with fewer than
+  2 `top_k` has instances in both sets), and an empty bag has loss 0.
+
+  Args:
+    scores: attention scores s (before or after the softmax: the ranking is the same), [bags, n].
+    instance_logits: z, [bags, n, 2] (class 0: not like the bag's key instances, class 1: like them).
+    mask: boolean [bags, n], True for a real instance.
+    top_k: instances taken at each end of the ranking (CLAM's `k_sample`).
+  Returns:
+    Losses of shape [bags]; the caller takes the mean.
+  References: Lu et al. 2021, "Data-efficient and weakly supervised computational pathology on
+    whole-slide images", Nature Biomedical Engineering 5:555, arXiv:2004.09666 (CLAM's `inst_eval`).
+  """
+  s = jnp.asarray(scores)
+  z = jnp.asarray(instance_logits)
+  m = _check_bags("clam_instance_loss", "scores", s, mask)
+  if s.ndim != 2 or z.shape != (*s.shape, 2):
+    raise shape_error("clam_instance_loss", "`scores` must be [bags, n] and `instance_logits` [bags, n, 2]",
+                      scores=s, instance_logits=z, mask=mask)
+  if not 1 <= top_k <= s.shape[1]:
+    raise ValueError(f"clam_instance_loss: `top_k` must be in [1, n={s.shape[1]}]; got top_k={top_k}.")
+  sf = jax.lax.stop_gradient(s.astype(_compute_dtype(s)))
+  low = jnp.finfo(sf.dtype).min
+  _, top = jax.lax.top_k(jnp.where(m, sf, low), top_k)
+  _, bottom = jax.lax.top_k(jnp.where(m, -sf, low), top_k)
+  logp = jax.nn.log_softmax(jnp.where(m[..., None], z.astype(jnp.float32), 0), axis=-1)
+  take = lambda idx, cls: (jnp.take_along_axis(logp[..., cls], idx, axis=1),
+                           jnp.take_along_axis(m, idx, axis=1))
+  (lp_top, ok_top), (lp_bot, ok_bot) = take(top, 1), take(bottom, 0)
+  total = jnp.sum(jnp.where(ok_top, lp_top, 0), 1) + jnp.sum(jnp.where(ok_bot, lp_bot, 0), 1)
+  count = jnp.sum(ok_top, 1) + jnp.sum(ok_bot, 1)
+  return -total / jnp.maximum(count, 1)

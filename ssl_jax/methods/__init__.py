@@ -6,7 +6,7 @@ A method module declares everything the one trainer needs, and nothing in the tr
 | --- | --- |
 | `config() -> ConfigDict` | its own config section (`config.<method>`) with defaults; the common base holds only what every run has |
 | `SUITES` | the evaluation suites that judge it (`ssl_jax.evaluation.suites`): `representation`, `accuracy`, `bags`, `retrieval` |
-| `stream(config) -> spec` | the data a step needs (`ssl_jax.data.streams`): `Images`, `LabelledUnlabelled`, `Bags`, `ClassBalanced`, `SourceTarget` |
+| `stream(config) -> spec` | the data a step needs (`ssl_jax.data.streams`): `Images`, `LabelledUnlabelled`, `Bags`, `FolderBags`, `ClassBalanced`, `SourceTarget` |
 | `make(config, info) -> m` | its static parts (modules, optimizer, views), a frozen dataclass closed over by the jitted step |
 | `init(m, rng, pretrained=None) -> TrainState` | a fresh state (`common.TrainState`), with another run's parts loaded when `init_from` is set |
 | `step(m, state, batch) -> (state, metrics)` | one pure update on a global batch; metrics are scalars named `train/...` |
@@ -18,10 +18,11 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 `ssl_jax.methods.classifier`.
 """
 
-from ssl_jax.methods.metric import triplet
-from ssl_jax.methods.mil import gated_attention_mil
+from ssl_jax.methods.metric import siamese, triplet
+from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
 from ssl_jax.methods.ssl import byol, simclr
+from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
     # self-supervised: judged by a linear probe and kNN on frozen features
@@ -31,7 +32,11 @@ METHODS = {
     "fixmatch": fixmatch,
     "supervised": supervised,
     # multiple-instance learning: judged by bag AUC
-    "gated_attention_mil": gated_attention_mil,
+    "mil": mil,
     # metric learning: judged by Recall@K on held-out classes
     "triplet": triplet,
+    "siamese": siamese,
+    # transfer: a pretrained encoder fine-tuned on few labels, and domain adaptation (judged by accuracy)
+    "finetune": finetune,
+    "dann": dann,
 }

@@ -18,6 +18,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "convnet": ConvNet,
     "mlp": MLP,
     "lenet_mil": LeNetMIL,
+    "lenet_mil_small": functools.partial(LeNetMIL, widths=(8, 16), features=128),
     "resnet18_cifar": functools.partial(ResNet18, stem="cifar"),
     "resnet18_imagenet": functools.partial(ResNet18, stem="imagenet"),
     "resnet50_cifar": functools.partial(ResNet50, stem="cifar"),
@@ -32,7 +33,7 @@ def make_encoder(name: str, **kwargs) -> nn.Module:
   """The encoder registered as `name`, built with `kwargs` overriding its fields (e.g. dtype).
 
   Every encoder maps images [b, h, w, c] to features [b, encoder.feature_dim] with
-  `encoder.apply(variables, x, train=...)`. `mlp` and `lenet_mil` have no BatchNorm (for MIL).
+  `encoder.apply(variables, x, train=...)`. `mlp`, `lenet_mil` and `lenet_mil_small` have no BatchNorm (for MIL).
   """
   if name not in ENCODERS:
     close = difflib.get_close_matches(name, list(ENCODERS), n=1)

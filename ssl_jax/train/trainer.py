@@ -49,7 +49,12 @@ class NonFiniteLossError(UserError):
 
 
 class Interrupted(UserError):
-  """The run got SIGTERM or SIGINT; its state was checkpointed."""
+  """The run got SIGTERM or SIGINT; its state was checkpointed.
+
+  The command exits with status 75 (EX_TEMPFAIL, "try again"), not 2, so that a cluster script tells a
+  preempted run (resubmit it: it resumes) from a mistake (do not resubmit): see `experiments/launch/`.
+  """
+  exit_code = 75
 
 
 def _is_main() -> bool:
@@ -140,12 +145,15 @@ def preflight(config) -> Plan:
   """Everything that can be checked before loading data and compiling; each mistake is one UserError."""
   config_lib.validate(config)
   module = METHODS[config.method]
-  info = data_lib.dataset_info(config.data.name, tfds_data_dir=config.data.tfds_data_dir or None)
+  spec = module.stream(config)
+  if getattr(spec, "reads_own_data", False):  # e.g. bags read from patient folders: the spec knows the shape
+    info = spec.info
+  else:
+    info = data_lib.dataset_info(config.data.name, tfds_data_dir=config.data.tfds_data_dir or None)
   if info.streaming:
     raise UserError(f"The trainer holds datasets in host memory and {config.data.name} is too large for that; "
                     "stream it with ssl_jax.data.tf_iterate_batches in your own loop, or pick a dataset "
                     "that fits in memory (cifar10, cifar100, stl10, svhn_cropped, mnist, fashion_mnist).")
-  spec = module.stream(config)
   groups = spec.check(batch_size=config.batch_size, info=info)
   mesh = mesh_lib.make_mesh()
   mesh_lib.check_batch_size(config.batch_size, mesh)
@@ -163,8 +171,13 @@ def preflight(config) -> Plan:
 
 
 def load_stream(plan: Plan) -> streams.Stream:
-  """Load the dataset's train and test splits and build the method's stream on them."""
+  """Load the dataset's train and test splits and build the method's stream on them.
+
+  A spec with `reads_own_data` (the folder bags) reads its files itself and gets no dataset.
+  """
   c = plan.config
+  if getattr(plan.spec, "reads_own_data", False):
+    return plan.spec.build(None, batch_size=c.batch_size, seed=c.seed)
   kwargs = dict(data_dir=c.data.data_dir or None, tfds_data_dir=c.data.tfds_data_dir or None)
   train = data_lib.load_arrays(c.data.name, plan.info.train_split, **kwargs)
   test = data_lib.load_arrays(c.data.name, plan.info.test_split, **kwargs)

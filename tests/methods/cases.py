@@ -24,11 +24,15 @@ CASES = {
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),
-    "gated_attention_mil": ("configs/mil/gated_attention_mil_fashion_mnist.py", {
-        "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16),
-        "gated_attention_mil.train_bags": 64, "gated_attention_mil.test_bags": 64,
-        "gated_attention_mil.attention_dim": 16}),
+    "mil": ("configs/mil/mil_fashion_mnist.py", {
+        "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16), "mil.train_bags": 64,
+        "mil.test_bags": 64, "mil.attention_dim": 16, "mil.clam_weight": 0.3, "mil.clam_top_k": 2}),
     "triplet": ("configs/metric/triplet_fashion_mnist.py", {"batch_size": 40, "triplet.embedding_dim": 16}),
+    "siamese": ("configs/metric/siamese_fashion_mnist.py", {"batch_size": 40, "siamese.embedding_dim": 16}),
+    "finetune": ("configs/transfer/finetune_fashion_mnist.py", {"batch_size": 16, "finetune.label_fraction": 0.0,
+                                                                "finetune.labels": 50}),
+    "dann": ("configs/transfer/dann_mnist5k_to_digits28.py", {"batch_size": 16, "dann.target": "digits28",
+                                                              "dann.domain_hidden_dim": 16}),
 }
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from ssl_jax.data import views as views_lib
 from ssl_jax.losses.metric import batch_hard_triplet, batch_semi_hard_triplet
+from ssl_jax.losses.mil import clam_instance_loss
 from ssl_jax.methods import common
-from ssl_jax.methods.mil import gated_attention_mil
+from ssl_jax.methods.mil import mil
 from ssl_jax.methods.metric import triplet
 from ssl_jax.train import trainer
 
@@ -96,36 +97,68 @@ def test_supervised_baseline_sees_only_the_labelled_split():
   assert set(trainer.load_stream(fixmatch_plan).labelled_indices.tolist()) == labelled, "the same split"
 
 
-def test_mil_padding_has_no_effect_through_the_whole_model():
-  plan, before, _, _, batch = _first_step("gated_attention_mil")
-  m, params = plan.method, before.params
-  mask = jnp.asarray(batch["mask"])
-  clean = jnp.asarray(batch["instances"])
-  garbage = jnp.where(mask[..., None, None, None], clean,
-                      jax.random.randint(jax.random.key(1), clean.shape, 0, 256).astype(jnp.uint8))
-  logits_clean, weights = gated_attention_mil.bag_logits(m, params, clean, mask)
-  logits_garbage, _ = gated_attention_mil.bag_logits(m, params, garbage, mask)
-  np.testing.assert_array_equal(logits_clean, logits_garbage)
-  assert (np.asarray(weights)[~np.asarray(mask)] == 0).all()
-  np.testing.assert_allclose(np.asarray(weights).sum(1), 1.0, rtol=1e-5)
-
-  def loss(x):  # gradient of the bag loss with respect to the (float) instances
-    params_x = params
-    bags, n = mask.shape
-    h = m.encoder.apply({"params": params_x["encoder"]}, x.reshape(bags * n, *x.shape[2:]), train=True)
-    from ssl_jax.losses.mil import attention_pool
-    h = h.reshape(bags, n, -1)
-    pooled, _ = attention_pool(h, m.attention.apply({"params": params_x["attention"]}, h), mask)
-    return m.classifier.apply({"params": params_x["classifier"]}, pooled).sum()
-
-  grads = jax.grad(loss)(clean.astype(jnp.float32) / 255.0)
-  assert (np.asarray(grads)[~np.asarray(mask)] == 0).all(), "padded instances get exactly zero gradient"
+def _mil_state(**overrides):
+  """(method, params, batch) of a fresh tiny `mil` run: no step is compiled."""
+  plan = trainer.preflight(tiny_config("mil", **overrides))
+  batch = trainer.load_stream(plan).global_batch(0)
+  state = plan.module.init(plan.method, jax.random.PRNGKey(0))
+  return plan.method, state.params, batch
 
 
-def test_mil_refuses_an_encoder_with_batchnorm():
-  config = tiny_config("gated_attention_mil", **{"model.encoder": "convnet", "model.widths": (8, 16)})
+@pytest.mark.parametrize("pooling", mil.POOLINGS)
+def test_mil_padding_has_no_effect_through_the_whole_model(pooling):
+  clam = 0.3 if pooling in mil.ATTENTION_POOLINGS else 0.0
+  m, params, batch = _mil_state(**{"mil.pooling": pooling, "mil.clam_weight": clam})
+  mask = np.asarray(batch["mask"])
+  assert (~mask).any(), "the tiny bags must have padding for this test to mean anything"
+  x = np.asarray(mil.normalize(m, jnp.asarray(batch["instances"])))
+  garbage = np.where(mask[..., None, None, None], x, np.nan).astype(np.float32)  # NaN in every padded slot
+  clean, dirty = mil.forward(m, params, x, mask), mil.forward(m, params, garbage, mask)
+  np.testing.assert_array_equal(clean["bag_logits"], dirty["bag_logits"])
+  assert np.isfinite(clean["bag_logits"]).all()
+  if "attention" in clean:
+    np.testing.assert_array_equal(clean["attention"], dirty["attention"])
+    assert (np.asarray(clean["attention"])[~mask] == 0).all(), "padded instances get exactly zero weight"
+  if pooling in mil.ATTENTION_POOLINGS:
+    np.testing.assert_allclose(np.asarray(clean["attention"]).sum(1), 1.0, rtol=1e-5)
+  if pooling == "instance_mean":  # logit of the mean instance probability, over the real instances only
+    s = np.asarray(clean["scores"], np.float64)
+    p = np.array([np.mean(1 / (1 + np.exp(-s[b][mask[b]]))) for b in range(len(s))])
+    np.testing.assert_allclose(clean["bag_logits"], np.log(p / (1 - p)), rtol=1e-4, atol=1e-5)
+  if pooling == "instance_max":
+    np.testing.assert_allclose(clean["bag_logits"], [s[mask[b]].max() for b, s in enumerate(
+        np.asarray(clean["scores"]))], rtol=1e-6)
+
+  def total_loss(inputs):  # the whole training loss (with CLAM's instance loss where it applies)
+    return mil.loss(m, params, inputs, mask, jnp.asarray(batch["label"]))[0]
+
+  for inputs in (x, garbage):
+    grads = np.asarray(jax.grad(total_loss)(jnp.asarray(inputs)))
+    assert (grads[~mask] == 0).all(), "padded instances get exactly zero gradient"
+    assert np.isfinite(grads).all() and np.abs(grads[mask]).max() > 0
+  np.testing.assert_array_equal(total_loss(x), total_loss(garbage))
+
+
+def test_mil_clam_adds_the_instance_loss_on_the_most_and_least_attended():
+  m, params, batch = _mil_state(**{"mil.pooling": "attention", "mil.clam_weight": 0.3, "mil.clam_top_k": 2})
+  x, mask, labels = mil.normalize(m, jnp.asarray(batch["instances"])), batch["mask"], batch["label"]
+  total, metrics = mil.loss(m, params, x, mask, labels)
+  out = mil.forward(m, params, x, mask)
+  z = m.instance_classifier.apply({"params": params["instance_classifier"]}, out["embeddings"])
+  z = np.asarray(z).reshape(*mask.shape, 2, 2)[np.arange(len(labels)), :, labels]  # the bag class's classifier
+  inst = np.mean(clam_instance_loss(out["scores"], z, mask, top_k=2))
+  np.testing.assert_allclose(metrics["train/instance_loss"], inst, rtol=1e-5)
+  np.testing.assert_allclose(total, 0.7 * metrics["train/bag_loss"] + 0.3 * inst, rtol=1e-5)
+
+
+def test_mil_refuses_an_encoder_with_batchnorm_and_bad_poolings():
+  config = tiny_config("mil", **{"model.encoder": "convnet", "model.widths": (8, 16)})
   with pytest.raises(ValueError, match="use model.encoder=lenet_mil or mlp"):
     trainer.preflight(config)
+  with pytest.raises(ValueError, match="is not a MIL pooling; use one of instance_max"):
+    trainer.preflight(tiny_config("mil", **{"mil.pooling": "attn"}))
+  with pytest.raises(ValueError, match="CLAM's instance loss ranks instances by attention"):
+    trainer.preflight(tiny_config("mil", **{"mil.pooling": "embedding_max", "mil.clam_weight": 0.3}))
 
 
 @pytest.mark.parametrize("mining,loss_fn", [("batch_hard", batch_hard_triplet),
@@ -152,3 +185,76 @@ def test_gradient_step_reports_and_applies_the_update():
   np.testing.assert_allclose(metrics["train/loss"], 5.0)
   np.testing.assert_allclose(metrics["train/l2_grads"], np.sqrt(4 + 16))
   np.testing.assert_allclose(metrics["train/lr"], 0.1)
+
+
+def test_siamese_pairs_are_balanced_and_the_loss_is_the_contrastive_formula():
+  """The step's loss equals a naive NumPy loop of L = (1-Y) D^2/2 + Y max(0, m-D)^2/2 over its pairs."""
+  from ssl_jax.methods.metric import siamese
+  plan, before, _, metrics, batch = _first_step("siamese")
+  m = plan.method
+  state = jax.tree.map(jnp.asarray, before)
+  k_view, k_pairs = jax.random.split(common.step_key(state))
+  x = views_lib.weak_view(k_view, jnp.asarray(batch["image"]), m.views)
+  first, second, y = map(np.asarray, siamese.balanced_pairs(k_pairs, jnp.asarray(batch["label"])))
+  labels = batch["label"]
+  b = len(labels)
+  assert len(y) == 2 * b and y.sum() == b, "as many dissimilar as similar pairs"
+  assert np.all((labels[first] == labels[second]) == (y == 0)) and np.all(first != second)
+  e = np.asarray(triplet.embed(m, state.params, state.batch_stats, x, train=True)[0], np.float64)
+  total = 0.0
+  for i, j, yy in zip(first, second, y):
+    d = np.sqrt(np.sum((e[i] - e[j]) ** 2))
+    total += (1 - yy) * 0.5 * d ** 2 + yy * 0.5 * max(0.0, m.margin - d) ** 2
+  np.testing.assert_allclose(metrics["train/loss"], total / len(y), rtol=1e-5)
+  assert set(np.unique(labels)) <= {0, 1, 2, 3, 4}, "held-out classes never reach training"
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 2.0])
+def test_gradient_reversal_flips_and_scales_the_gradient_only(lam):
+  from ssl_jax.methods.transfer.dann import gradient_reversal
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
+  w = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+  f = lambda x, lam: jnp.sum(w * jnp.tanh(gradient_reversal(x, lam)))
+  plain = lambda x: jnp.sum(w * jnp.tanh(x))
+  np.testing.assert_array_equal(jax.jit(gradient_reversal)(x, lam), x)  # the forward pass is the identity
+  np.testing.assert_allclose(jax.jit(f)(x, lam), plain(x), rtol=1e-6)
+  gx, glam = jax.jit(jax.grad(f, argnums=(0, 1)))(x, jnp.float32(lam))
+  np.testing.assert_allclose(gx, -lam * jax.grad(plain)(x), rtol=1e-6, atol=1e-7)
+  assert float(glam) == 0.0
+
+
+def test_dann_lambda_and_learning_rate_follow_the_paper():
+  from ssl_jax.methods.transfer import dann
+  p = np.linspace(0, 1, 11)
+  np.testing.assert_allclose(dann.adaptation_weight(p), 2 / (1 + np.exp(-10 * p)) - 1, rtol=1e-6)
+  lr = dann.annealed_lr(0.01, 100)
+  np.testing.assert_allclose([lr(0), lr(50), lr(100)], [0.01, 0.01 / 6 ** 0.75, 0.01 / 11 ** 0.75], rtol=1e-6)
+  plan, _, _, metrics, _ = _first_step("dann")
+  assert float(metrics["train/lambda"]) == 0.0 and "train/domain_loss" in metrics, "lambda_0 = 0"
+  _, _, after, metrics, _ = _first_step("dann", **{"dann.domain_weight": 0.0})
+  assert "domain_loss" not in " ".join(metrics), "source-only trains no domain classifier"
+
+
+def test_finetune_freezes_the_lower_stages_and_scales_the_pretrained_rate():
+  from ssl_jax.methods.transfer import finetune
+  sgd = {"optim.name": "sgd", "optim.momentum": 0.0, "optim.weight_decay": 0.0, "optim.warmup_steps": 0}
+  _, before, after, _, _ = _first_step("finetune", **{"finetune.train_stages": 1, **sgd})
+  enc0, enc1 = before.params["encoder"], after.params["encoder"]
+  _close(enc0["conv0_0"], enc1["conv0_0"], rtol=0, atol=0)  # stage 0 of 2 is frozen ...
+  _close(before.batch_stats["encoder"]["bn0_0"], after.batch_stats["encoder"]["bn0_0"], rtol=0, atol=0)  # ... its BN too
+  assert not np.allclose(enc0["conv1_0"]["kernel"], enc1["conv1_0"]["kernel"]), "the top stage trains"
+  deltas = {}
+  for scale in (1.0, 0.1):
+    _, b, a, _, _ = _first_step("finetune", init_from="pretend", **{"finetune.pretrained_lr_scale": scale, **sgd})
+    deltas[scale] = jax.tree.map(lambda x, y: y - x, b.params, a.params)
+  # (float32 parameters: a difference of two parameters near 1 is exact only to about 1e-7)
+  _close(jax.tree.map(lambda d: 0.1 * d, deltas[1.0]["encoder"]), deltas[0.1]["encoder"], rtol=1e-3, atol=3e-7)
+  assert max(float(np.abs(d).max()) for d in jax.tree.leaves(deltas[1.0]["encoder"])) > 1e-4, "the encoder moved"
+  _close(deltas[1.0]["classifier"], deltas[0.1]["classifier"])  # the new head keeps the full rate
+  labels = finetune.part_labels(before.params, num_stages=2, train_stages=0, pretrained=False)
+  assert set(jax.tree.leaves(labels)) == {"head"}, "from scratch every part gets the full rate"
+  # LP-FT: during head_only_steps the pretrained encoder (and its BatchNorm statistics) does not move.
+  _, b, a, _, _ = _first_step("finetune", init_from="pretend", **{"finetune.head_only_steps": 3, **sgd})
+  _close(b.params["encoder"], a.params["encoder"], rtol=0, atol=0)
+  _close(b.batch_stats, a.batch_stats, rtol=0, atol=0)
+  assert not np.allclose(b.params["classifier"]["dense"]["kernel"], a.params["classifier"]["dense"]["kernel"])

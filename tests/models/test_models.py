@@ -40,7 +40,7 @@ def _abstract_init(model, shape):
 # Small-input overrides: registry defaults except where the input size needs them.
 _OVERRIDES = {"vit_tiny": {"patch_size": 4, "image_size": 32},
               "vit_small": {"patch_size": 4, "image_size": 32}}
-_FEATURE_DIMS = {"convnet": 128, "mlp": 128, "lenet_mil": 500, "resnet18_cifar": 512, "resnet18_imagenet": 512,
+_FEATURE_DIMS = {"convnet": 128, "mlp": 128, "lenet_mil": 500, "lenet_mil_small": 128, "resnet18_cifar": 512, "resnet18_imagenet": 512,
                  "resnet50_cifar": 2048, "resnet50_imagenet": 2048, "wrn28_2": 128,
                  "vit_tiny": 192, "vit_small": 384}
 
@@ -60,7 +60,7 @@ def test_registry_feature_shapes(name):
         variables, x)
     assert out.shape == (2, model.feature_dim) and out.dtype == jnp.float32
   has_bn = "batch_stats" in variables
-  assert has_bn == (not name.startswith("vit") and name not in ("mlp", "lenet_mil")), "MIL encoders have no BN"
+  assert has_bn == (not name.startswith("vit") and name not in ("mlp", "lenet_mil", "lenet_mil_small")), "MIL encoders have no BN"
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 8, 1), (2, 28, 28, 1), (2, 32, 32, 3)])

@@ -68,3 +68,13 @@ def test_mismatched_models_and_missing_runs_are_one_sentence(pretrained, tmp_pat
     _fresh_state(tiny_config("fixmatch", init_from=workdir, init_params="all"))
   with pytest.raises(UserError, match="is not a training run"):
     _fresh_state(tiny_config("fixmatch", init_from=str(tmp_path)))
+
+
+def test_finetuning_starts_from_the_other_runs_parameters_exactly(pretrained):
+  workdir, source = pretrained
+  state = _fresh_state(tiny_config("finetune", init_from=workdir))
+  _equal(state.params["encoder"], source.params["encoder"])
+  _equal(state.batch_stats["encoder"], source.batch_stats["encoder"])
+  _equal(state.extra["ema"]["params"]["encoder"], source.params["encoder"])
+  scratch = _fresh_state(tiny_config("finetune"))
+  _equal(state.params["classifier"], scratch.params["classifier"])  # the new head is fresh

@@ -8,6 +8,7 @@ suite on the test images of the classes held out of training (Recall@K, MAP@R), 
 
 Config section `triplet`: `classes_per_batch` (P; K = batch_size / P), `train_classes` (the rest are held
 out), `margin`, `mining`, `squared` (squared distances), `embedding_dim`, `views` (weak augmentation).
+The network (`init`, `embed`, `predict`) is shared with `siamese`, which trains it on pairs instead.
 """
 
 from __future__ import annotations

