@@ -80,7 +80,11 @@ def user_message(e: BaseException) -> str | None:
 
 
 def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> None:
-  """Run a command's `main(argv)`; exit with its code, or print a user's mistake in one line (status 2)."""
+  """Run a command's `main(argv)`; exit with its code, or print a user's mistake in one line.
+
+  The status is the error's `exit_code`: 2 for a mistake, 75 for a run stopped by a signal after saving
+  its checkpoint (run the same command again to continue).
+  """
   argv = sys.argv[1:] if argv is None else argv
   try:
     code = main(argv)
@@ -92,7 +96,7 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> None
     if message is None:
       raise
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(getattr(e, "exit_code", 2))
   sys.exit(code or 0)
 
 

@@ -49,7 +49,12 @@ class NonFiniteLossError(UserError):
 
 
 class Interrupted(UserError):
-  """The run got SIGTERM or SIGINT; its state was checkpointed."""
+  """The run got SIGTERM or SIGINT; its state was checkpointed.
+
+  The command exits with status 75 (EX_TEMPFAIL, "try again"), not 2, so that a cluster script tells a
+  preempted run (resubmit it: it resumes) from a mistake (do not resubmit): see `experiments/launch/`.
+  """
+  exit_code = 75
 
 
 def _is_main() -> bool:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -22,3 +23,23 @@ def losses(workdir) -> dict[int, float]:
   """train/loss by step, from the run's metrics.jsonl."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return {r["step"]: r["train/loss"] for r in map(json.loads, f) if "train/loss" in r}
+
+
+def free_port(lo: int | None = None, hi: int | None = None) -> int:
+  """A TCP port nobody listens on: any (the OS's pick), or the first free one in [lo, hi]."""
+  for port in ([0] if lo is None else range(lo, hi + 1)):
+    with socket.socket() as s:
+      try:
+        s.bind(("localhost", port))
+      except OSError:
+        continue
+      return s.getsockname()[1]
+  raise RuntimeError(f"no free port in [{lo}, {hi}]")
+
+
+def cpu_env(devices: int, **more) -> dict[str, str]:
+  """This environment with `devices` CPU devices per process (and `more` variables)."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env.update(more)
+  return env
