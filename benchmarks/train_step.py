@@ -132,7 +132,25 @@ def make_config(row: Row, batch_size: int):
 class JaxStep:
   """ssl_jax's SimCLR step, jitted with the state donated and compiled ahead of time; each call is one update."""
 
-  def __init__(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray):
+  def __init__(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray, *,
+               xla_kernel_grad: bool = False):
+    """`xla_kernel_grad`: compile the step with XLA's own convolution kernel gradient (the step before
+    `ssl_jax.models.conv`), to time before and after side by side."""
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    from ssl_jax.models.conv import KERNEL_GRAD_ENV  # pylint: disable=g-import-not-at-top
+    saved = os.environ.pop(KERNEL_GRAD_ENV, None)
+    if xla_kernel_grad:
+      os.environ[KERNEL_GRAD_ENV] = "xla"  # read when the step is traced, below
+    try:
+      self._build(row, batch_size, images, labels)
+    finally:
+      os.environ.pop(KERNEL_GRAD_ENV, None)
+      if saved is not None:
+        os.environ[KERNEL_GRAD_ENV] = saved
+
+  def _build(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray):
     import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
@@ -242,6 +260,7 @@ class Result:
   compile_s: float
   jax: _timing.Timing
   torch: _timing.Timing
+  before: _timing.Timing | None  # the step with XLA's own convolution kernel gradient
   jax_first_loss: float
   torch_first_loss: float
 
@@ -257,13 +276,18 @@ class Result:
   def ratio(self) -> float:
     return self.jax_ips / self.torch_ips
 
+  @property
+  def before_ips(self) -> float | None:
+    return None if self.before is None else self.batch_size / self.before.median
 
-def run_row(row: Row, batch_size: int, steps: int, seed: int, log) -> Result:
+
+def run_row(row: Row, batch_size: int, steps: int, seed: int, log, *, before: bool = True) -> Result:
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, (batch_size, *row.image_shape), dtype=np.uint8)
   labels = rng.integers(0, 10, (batch_size,), dtype=np.int32)
   jax_step = JaxStep(row, batch_size, images, labels)
   log(f"  JAX: compiled in {jax_step.compile_s:.1f} s; {jax_step.num_params:,} parameters (encoder + projector)")
+  before_step = JaxStep(row, batch_size, images, labels, xla_kernel_grad=True) if before else None
   torch_step = TorchStep(row, jax_step.method, images, seed=seed)
   log(f"  PyTorch: {torch_step.num_params:,} parameters")
   if torch_step.num_params != jax_step.num_params:
@@ -273,9 +297,15 @@ def run_row(row: Row, batch_size: int, steps: int, seed: int, log) -> Result:
   torch_step.warmup()
   log(f"  first-step loss: JAX {jax_step.first_loss:.3f}, PyTorch {torch_step.first_loss:.3f} "
       f"(log(2B - 1) = {np.log(2 * batch_size - 1):.3f})")
-  t_jax, t_torch = _timing.interleaved([jax_step, torch_step], steps)
-  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.compile_s, t_jax,
-                t_torch, jax_step.first_loss, torch_step.first_loss)
+  timers = [jax_step, torch_step] + ([before_step] if before_step else [])
+  if before_step:
+    before_step.warmup()
+    if not np.isclose(before_step.first_loss, jax_step.first_loss, rtol=1e-5):
+      raise RuntimeError(f"The two JAX steps compute different losses ({jax_step.first_loss} and "
+                         f"{before_step.first_loss}); the convolution's kernel gradient changed what is computed.")
+  times = _timing.interleaved(timers, steps)
+  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.compile_s, times[0],
+                times[1], times[2] if before_step else None, jax_step.first_loss, torch_step.first_loss)
 
 
 def _fmt_ips(x: float) -> str:
@@ -283,14 +313,17 @@ def _fmt_ips(x: float) -> str:
 
 
 def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Sequence[str]) -> str:
-  headers = ["model", "input", "batch", "params", "JAX img/s", "PyTorch img/s", "JAX / PyTorch", "JAX compile s"]
+  headers = ["model", "input", "batch", "params", "JAX img/s", "PyTorch img/s", "JAX / PyTorch",
+             "before: XLA kernel grad img/s", "before / PyTorch", "JAX compile s"]
   rows = []
   for r in results:
     params = f"{r.jax_params / 1e6:.2f}M" if r.jax_params == r.torch_params else (
         f"{r.jax_params / 1e6:.2f}M vs {r.torch_params / 1e6:.2f}M (!)")
+    before = ([_fmt_ips(r.before_ips), f"{r.before_ips / r.torch_ips:.2f}x"] if r.before is not None
+              else ["-", "-"])
     rows.append([r.row.label, "x".join(map(str, r.row.image_shape)), str(r.batch_size), params,
-                 _fmt_ips(r.jax_ips), _fmt_ips(r.torch_ips), f"{r.ratio:.2f}x", f"{r.compile_s:.1f}"])
-  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 6)
+                 _fmt_ips(r.jax_ips), _fmt_ips(r.torch_ips), f"{r.ratio:.2f}x", *before, f"{r.compile_s:.1f}"])
+  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 8)
   steps = "/".join(sorted({str(r.steps) for r in results}, key=int))
   notes = [
       f"Machine: {_timing.format_machine(info)}.",
@@ -299,6 +332,8 @@ def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Seque
       "grayscale), encoder + projector forward on both views, NT-Xent, backward, AdamW. img/s counts each source "
       f"image once; medians of {steps} steps per side, timed interleaved after warm-up. "
       "JAX: ssl_jax.methods.simclr.step under jax.jit (views made inside the step); "
+      "Before: the same JAX step with XLA's own convolution kernel gradient (SSL_JAX_CONV_KERNEL_GRAD=xla), "
+      "timed in the same interleaved rounds. "
       "PyTorch: eager, benchmarks/_torch_models.py, "
       f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}. float32 both sides.",
   ]
@@ -322,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--torch-threads", type=int, default=None,
                       help="PyTorch intra-op threads (default: one per core, as JAX uses)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--no-before", action="store_true",
+                      help="do not also time the step with XLA's own convolution kernel gradient")
   args = parser.parse_args(argv)
   if args.batch_size is not None and args.batch_size < 2:
     parser.error(f"--batch-size must be at least 2 (NT-Xent needs negatives), got {args.batch_size}")
@@ -345,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch = args.batch_size or (QUICK_BATCH[row.key] if args.quick else row.batch_size)
     steps = args.steps or (2 if args.quick else row.steps)
     log(f"{row.label} {'x'.join(map(str, row.image_shape))}, batch {batch} ...")
-    r = run_row(row, batch, steps, args.seed, log)
+    r = run_row(row, batch, steps, args.seed, log, before=not args.no_before)
     log(f"  JAX {r.jax.median_ms:.0f} ms/step ({_fmt_ips(r.jax_ips)} img/s, spread {r.jax.spread_ms:.0f} ms), "
         f"PyTorch {r.torch.median_ms:.0f} ms/step ({_fmt_ips(r.torch_ips)} img/s, spread {r.torch.spread_ms:.0f} ms): "
         f"{r.ratio:.2f}x")
@@ -359,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           "batch_size": r.batch_size, "steps": r.steps, "jax_params": r.jax_params, "torch_params": r.torch_params,
           "jax_compile_s": r.compile_s, "jax_step_times_s": r.jax.times, "torch_step_times_s": r.torch.times,
           "jax_images_per_s": r.jax_ips, "torch_images_per_s": r.torch_ips, "ratio": r.ratio,
-          "jax_first_loss": r.jax_first_loss, "torch_first_loss": r.torch_first_loss} for r in results]}, f, indent=2)
+          "jax_first_loss": r.jax_first_loss, "torch_first_loss": r.torch_first_loss,
+          "before_step_times_s": r.before.times if r.before else None,
+          "before_images_per_s": r.before_ips} for r in results]}, f, indent=2)
   return 0
 
 
