@@ -10,16 +10,17 @@ FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
 .PHONY: install install-bench run test bench data
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins the tested versions; pyproject.toml holds the ranges a user's project resolves against.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
 
 install-bench: install
-	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[bench]"
 
 # Fashion-MNIST comes from Debian's package; without root or apt, say how to get it.
 data:

@@ -3,6 +3,7 @@ r"""SimCLR training-step throughput: ssl_jax's own step against a PyTorch eager 
   python benchmarks/train_step.py                    # full: ConvNet batch 256 x 10 steps, ResNet-18 128 x 5
   python benchmarks/train_step.py --quick            # a smoke run (< 60 s on an idle 2-core machine)
   python benchmarks/train_step.py --markdown --models convnet --batch-size 512 --steps 20
+  python benchmarks/train_step.py --accelerator --markdown   # GPU/TPU: images/s and MFU, JAX only (see below)
 
 Each row times one full SimCLR update on a batch of uint8 images [B, H, W, C]: two augmented views of every
 image, one forward pass of both views through encoder and projector (BatchNorm statistics over both), NT-Xent,
@@ -22,6 +23,12 @@ are computed).
     optimiser is the same code path on both; the experiment configs' LARS costs about as much per step.
   * Timing: two warm-up steps on each side, then `--steps` steps of each side interleaved ABBA
     (`_timing.interleaved`), medians reported; both sides see the same images and use float32.
+
+With `--accelerator` it times the library's own steps on every device JAX sees (a data-parallel mesh, the batch
+sharded, bfloat16 compute with float32 parameters, as the cluster configs run) for ResNet-50 SimCLR and BYOL at
+224x224 with ImageNet's augmentations, and reports images/s and the model FLOPs utilisation: the step's FLOPs as
+XLA counts them (`compiled.cost_analysis()`, per device), divided by the step time and the device's peak dense
+bfloat16 FLOP/s (`PEAK_FLOPS`, by `device_kind`; no MFU where the peak is unknown, e.g. CPUs).
 
 The results of our last run are in `benchmarks/README.md`.
 """
@@ -132,7 +139,25 @@ def make_config(row: Row, batch_size: int):
 class JaxStep:
   """ssl_jax's SimCLR step, jitted with the state donated and compiled ahead of time; each call is one update."""
 
-  def __init__(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray):
+  def __init__(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray, *,
+               xla_kernel_grad: bool = False):
+    """`xla_kernel_grad`: compile the step with XLA's own convolution kernel gradient (the step before
+    `ssl_jax.models.conv`), to time before and after side by side."""
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    from ssl_jax.models.conv import KERNEL_GRAD_ENV  # pylint: disable=g-import-not-at-top
+    saved = os.environ.pop(KERNEL_GRAD_ENV, None)
+    if xla_kernel_grad:
+      os.environ[KERNEL_GRAD_ENV] = "xla"  # read when the step is traced, below
+    try:
+      self._build(row, batch_size, images, labels)
+    finally:
+      os.environ.pop(KERNEL_GRAD_ENV, None)
+      if saved is not None:
+        os.environ[KERNEL_GRAD_ENV] = saved
+
+  def _build(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray):
     import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
@@ -242,6 +267,7 @@ class Result:
   compile_s: float
   jax: _timing.Timing
   torch: _timing.Timing
+  before: _timing.Timing | None  # the step with XLA's own convolution kernel gradient
   jax_first_loss: float
   torch_first_loss: float
 
@@ -257,13 +283,18 @@ class Result:
   def ratio(self) -> float:
     return self.jax_ips / self.torch_ips
 
+  @property
+  def before_ips(self) -> float | None:
+    return None if self.before is None else self.batch_size / self.before.median
 
-def run_row(row: Row, batch_size: int, steps: int, seed: int, log) -> Result:
+
+def run_row(row: Row, batch_size: int, steps: int, seed: int, log, *, before: bool = True) -> Result:
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, (batch_size, *row.image_shape), dtype=np.uint8)
   labels = rng.integers(0, 10, (batch_size,), dtype=np.int32)
   jax_step = JaxStep(row, batch_size, images, labels)
   log(f"  JAX: compiled in {jax_step.compile_s:.1f} s; {jax_step.num_params:,} parameters (encoder + projector)")
+  before_step = JaxStep(row, batch_size, images, labels, xla_kernel_grad=True) if before else None
   torch_step = TorchStep(row, jax_step.method, images, seed=seed)
   log(f"  PyTorch: {torch_step.num_params:,} parameters")
   if torch_step.num_params != jax_step.num_params:
@@ -273,9 +304,15 @@ def run_row(row: Row, batch_size: int, steps: int, seed: int, log) -> Result:
   torch_step.warmup()
   log(f"  first-step loss: JAX {jax_step.first_loss:.3f}, PyTorch {torch_step.first_loss:.3f} "
       f"(log(2B - 1) = {np.log(2 * batch_size - 1):.3f})")
-  t_jax, t_torch = _timing.interleaved([jax_step, torch_step], steps)
-  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.compile_s, t_jax,
-                t_torch, jax_step.first_loss, torch_step.first_loss)
+  timers = [jax_step, torch_step] + ([before_step] if before_step else [])
+  if before_step:
+    before_step.warmup()
+    if not np.isclose(before_step.first_loss, jax_step.first_loss, rtol=1e-5):
+      raise RuntimeError(f"The two JAX steps compute different losses ({jax_step.first_loss} and "
+                         f"{before_step.first_loss}); the convolution's kernel gradient changed what is computed.")
+  times = _timing.interleaved(timers, steps)
+  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.compile_s, times[0],
+                times[1], times[2] if before_step else None, jax_step.first_loss, torch_step.first_loss)
 
 
 def _fmt_ips(x: float) -> str:
@@ -283,14 +320,17 @@ def _fmt_ips(x: float) -> str:
 
 
 def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Sequence[str]) -> str:
-  headers = ["model", "input", "batch", "params", "JAX img/s", "PyTorch img/s", "JAX / PyTorch", "JAX compile s"]
+  headers = ["model", "input", "batch", "params", "JAX img/s", "PyTorch img/s", "JAX / PyTorch",
+             "before: XLA kernel grad img/s", "before / PyTorch", "JAX compile s"]
   rows = []
   for r in results:
     params = f"{r.jax_params / 1e6:.2f}M" if r.jax_params == r.torch_params else (
         f"{r.jax_params / 1e6:.2f}M vs {r.torch_params / 1e6:.2f}M (!)")
+    before = ([_fmt_ips(r.before_ips), f"{r.before_ips / r.torch_ips:.2f}x"] if r.before is not None
+              else ["-", "-"])
     rows.append([r.row.label, "x".join(map(str, r.row.image_shape)), str(r.batch_size), params,
-                 _fmt_ips(r.jax_ips), _fmt_ips(r.torch_ips), f"{r.ratio:.2f}x", f"{r.compile_s:.1f}"])
-  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 6)
+                 _fmt_ips(r.jax_ips), _fmt_ips(r.torch_ips), f"{r.ratio:.2f}x", *before, f"{r.compile_s:.1f}"])
+  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 8)
   steps = "/".join(sorted({str(r.steps) for r in results}, key=int))
   notes = [
       f"Machine: {_timing.format_machine(info)}.",
@@ -299,10 +339,146 @@ def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Seque
       "grayscale), encoder + projector forward on both views, NT-Xent, backward, AdamW. img/s counts each source "
       f"image once; medians of {steps} steps per side, timed interleaved after warm-up. "
       "JAX: ssl_jax.methods.simclr.step under jax.jit (views made inside the step); "
+      "Before: the same JAX step with XLA's own convolution kernel gradient (SSL_JAX_CONV_KERNEL_GRAD=xla), "
+      "timed in the same interleaved rounds. "
       "PyTorch: eager, benchmarks/_torch_models.py, "
       f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}. float32 both sides.",
   ]
   return table + "\n\n" + ("\n\n" if markdown else "\n").join(notes)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Accelerator rows: JAX only, sharded over every device, bfloat16 compute.
+# ----------------------------------------------------------------------------------------------------------
+
+# Peak dense bfloat16 FLOP/s per device, from the vendors' data sheets (without sparsity).
+PEAK_FLOPS = {
+    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA GH200": 989e12,
+    "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100 80GB PCIe": 312e12,
+    "NVIDIA L4": 121e12, "NVIDIA A10G": 125e12, "NVIDIA B200": 2250e12,
+    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12,
+    "TPU v6e": 918e12,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AccelRow:
+  label: str
+  method: str
+  encoder: str
+  image_size: int
+  batch_per_device: int
+
+
+ACCEL_ROWS = (
+    AccelRow("ResNet-50 SimCLR", "simclr", "resnet50_imagenet", 224, 128),
+    AccelRow("ResNet-50 BYOL", "byol", "resnet50_imagenet", 224, 128),
+)
+
+
+def peak_flops(device) -> float | None:
+  kind = getattr(device, "device_kind", "")
+  return PEAK_FLOPS.get(kind) or next((v for k, v in PEAK_FLOPS.items() if kind.startswith(k)), None)
+
+
+def accel_config(row: AccelRow, global_batch: int, image_size: int, dtype: str):
+  """The method's base config with ImageNet's 224 views (or `image_size`), the row's encoder and dtype."""
+  from ssl_jax.data import views  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top
+  c = base_config(row.method)
+  c.batch_size = global_batch
+  c.total_steps = 1000
+  c.data.name = "imagenet2012"
+  c.model.encoder = row.encoder
+  c.model.dtype = dtype
+  preset = views.SIMCLR if row.method == "simclr" else views.BYOL
+  c[row.method].views = views.to_config(dataclasses.replace(preset, size=image_size))
+  c.eval.online_probe = True
+  return c
+
+
+def run_accel_row(row: AccelRow, *, batch_per_device: int, image_size: int, steps: int, dtype: str, log) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from ssl_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
+  from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+
+  mesh = mesh_lib.make_mesh()
+  n = mesh.devices.size
+  global_batch = batch_per_device * n
+  module = METHODS[row.method]
+  config = accel_config(row, global_batch, image_size, dtype)
+  info = DatasetInfo((image_size, image_size, 3), 1000, "train", "validation", rgb=True)
+  method = module.make(config, info)
+  repl, sharded = mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)
+  state = jax.jit(lambda k: module.init(method, k), out_shardings=repl)(jax.random.key(0))
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.integers(0, 256, (global_batch, image_size, image_size, 3), dtype=np.uint8),
+           "label": rng.integers(0, 1000, (global_batch,), dtype=np.int32)}
+  batch = jax.device_put(batch, sharded)
+  step = jax.jit(functools.partial(module.step, method), in_shardings=(repl, sharded),
+                 out_shardings=(repl, repl), donate_argnums=0)
+  t0 = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float((cost or {}).get("flops", 0.0))
+  for _ in range(2):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+  median = float(np.median(times))
+  peak = peak_flops(jax.devices()[0])
+  out = {"model": row.label, "input": f"{image_size}x{image_size}x3", "devices": n,
+         "device": jax.devices()[0].device_kind, "global_batch": global_batch, "dtype": dtype,
+         "step_ms": 1e3 * median, "images_per_s": global_batch / median, "tflops_per_device_step": flops / 1e12,
+         "mfu": (flops / median / peak) if (peak and flops) else None, "compile_s": compile_s,
+         "loss": float(metrics["train/loss"]), "step_times_s": times}
+  log(f"  {row.label}: {out['step_ms']:.0f} ms/step, {out['images_per_s']:.0f} img/s, "
+      f"{flops / 1e12:.2f} TFLOP per device-step, MFU {out['mfu'] if out['mfu'] is not None else 'n/a'}")
+  return out
+
+
+def render_accel(results: Sequence[dict], info: dict, *, markdown: bool, argv: Sequence[str]) -> str:
+  headers = ["model", "input", "devices", "device", "global batch", "dtype", "ms/step", "img/s",
+             "TFLOP/device/step", "MFU", "compile s"]
+  rows = [[r["model"], r["input"], str(r["devices"]), r["device"], str(r["global_batch"]), r["dtype"],
+           f"{r['step_ms']:.0f}", _fmt_ips(r["images_per_s"]), f"{r['tflops_per_device_step']:.2f}",
+           "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%", f"{r['compile_s']:.1f}"] for r in results]
+  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False] * 4 + [True] * 7)
+  notes = [f"Machine: {_timing.format_machine(info)}.",
+           f"Command: python benchmarks/train_step.py {' '.join(argv)}".rstrip() + ".",
+           "The library's step (views made on device inside it, online linear probe included), jitted over a "
+           "data-parallel mesh of every device with the batch sharded; medians of the timed steps after two "
+           "warm-up steps. MFU: XLA's FLOP count of the step per device / step time / the device's peak dense "
+           "bfloat16 FLOP/s."]
+  return table + "\n\n" + ("\n\n" if markdown else "\n").join(notes)
+
+
+def main_accelerator(args, argv, log) -> int:
+  info = _timing.machine_info(with_torch=False)
+  log("Machine: " + _timing.format_machine(info))
+  results = []
+  for row in ACCEL_ROWS:
+    batch = args.batch_size or (4 if args.quick else row.batch_per_device)
+    size = args.image_size or (64 if args.quick else row.image_size)
+    steps = args.steps or (2 if args.quick else 20)
+    log(f"{row.label} {size}x{size}, {batch} per device ...")
+    results.append(run_accel_row(row, batch_per_device=batch, image_size=size, steps=steps, dtype=args.dtype,
+                                 log=log))
+  print(render_accel(results, info, markdown=args.markdown, argv=argv))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"machine": info, "argv": argv, "results": results}, f, indent=2)
+  return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--models", nargs="+", choices=sorted({r.key for r in ROWS}), default=None,
                       help="only these encoders (default: all rows)")
   parser.add_argument("--batch-size", type=int, default=None,
-                      help="global batch of every row (default: 256 for the ConvNet, 128 for ResNet-18)")
+                      help="global batch of every row (default: 256 for the ConvNet, 128 for ResNet-18; per device with --accelerator)")
   parser.add_argument("--steps", type=int, default=None,
                       help="timed steps per side (default: 10 for the ConvNet, 5 for ResNet-18; 2 with --quick)")
   parser.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown")
@@ -322,6 +498,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--torch-threads", type=int, default=None,
                       help="PyTorch intra-op threads (default: one per core, as JAX uses)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--accelerator", action="store_true",
+                      help="GPU/TPU rows: ResNet-50 SimCLR and BYOL at 224x224, images/s and MFU, JAX only")
+  parser.add_argument("--image-size", type=int, default=None, help="--accelerator: image side (default 224)")
+  parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                      help="--accelerator: compute dtype (parameters stay float32)")
+  parser.add_argument("--no-before", action="store_true",
+                      help="do not also time the step with XLA's own convolution kernel gradient")
   args = parser.parse_args(argv)
   if args.batch_size is not None and args.batch_size < 2:
     parser.error(f"--batch-size must be at least 2 (NT-Xent needs negatives), got {args.batch_size}")
@@ -331,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
+  if args.accelerator:
+    return main_accelerator(args, argv, log)
   if args.torch_threads is None:
     _timing.setup_torch_threads()
   else:
@@ -345,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch = args.batch_size or (QUICK_BATCH[row.key] if args.quick else row.batch_size)
     steps = args.steps or (2 if args.quick else row.steps)
     log(f"{row.label} {'x'.join(map(str, row.image_shape))}, batch {batch} ...")
-    r = run_row(row, batch, steps, args.seed, log)
+    r = run_row(row, batch, steps, args.seed, log, before=not args.no_before)
     log(f"  JAX {r.jax.median_ms:.0f} ms/step ({_fmt_ips(r.jax_ips)} img/s, spread {r.jax.spread_ms:.0f} ms), "
         f"PyTorch {r.torch.median_ms:.0f} ms/step ({_fmt_ips(r.torch_ips)} img/s, spread {r.torch.spread_ms:.0f} ms): "
         f"{r.ratio:.2f}x")
@@ -359,7 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           "batch_size": r.batch_size, "steps": r.steps, "jax_params": r.jax_params, "torch_params": r.torch_params,
           "jax_compile_s": r.compile_s, "jax_step_times_s": r.jax.times, "torch_step_times_s": r.torch.times,
           "jax_images_per_s": r.jax_ips, "torch_images_per_s": r.torch_ips, "ratio": r.ratio,
-          "jax_first_loss": r.jax_first_loss, "torch_first_loss": r.torch_first_loss} for r in results]}, f, indent=2)
+          "jax_first_loss": r.jax_first_loss, "torch_first_loss": r.torch_first_loss,
+          "before_step_times_s": r.before.times if r.before else None,
+          "before_images_per_s": r.before_ips} for r in results]}, f, indent=2)
   return 0
 
 

@@ -42,6 +42,7 @@ MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "stl10": ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)),
     "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "imagenet2012": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # "image_folder": set by `datasets.dataset_info` to the prepared folder's own statistics.
 }
 
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision and PIL.

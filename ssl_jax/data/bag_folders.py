@@ -5,8 +5,9 @@
       P0001/*.png           any number of images per patient (png, jpg, jpeg, bmp, tif), grayscale or RGB
       P0002/*.png
 
-Every image is converted to `channels` (1: grayscale, 3: RGB) and resized (bilinear) to
-`image_size` x `image_size`; a patient's images, sorted by file name, are its bag. Mistakes in the tree
+Every image is converted to `channels` (1: grayscale, 3: RGB; `data.channels`, 0 = grayscale when every image
+is) and resized (bilinear) to `image_size` x `image_size` (`data.image_size`), decoded as `ssl_jax.data.folders`
+decodes; a patient's images, sorted by file name, are its bag. Mistakes in the tree
 are one-sentence `ValueError`s naming the file: a patient folder without images, an image that does
 not decode, a patient missing from labels.csv (or a label that is not 0 or 1, or a labels.csv row
 without a folder).
@@ -19,7 +20,7 @@ import os
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from ssl_jax.data.folders import IMAGE_EXTENSIONS  # noqa: E402  (the formats PIL reads)
 
 
 def read_labels(root: str) -> dict[str, int]:
@@ -43,16 +44,29 @@ def read_labels(root: str) -> dict[str, int]:
 
 def read_image(path: str, *, image_size: int, channels: int) -> np.ndarray:
   """One image as uint8 [image_size, image_size, channels]; a file that does not decode is a ValueError."""
+  from ssl_jax.data.folders import decode  # pylint: disable=g-import-not-at-top
+  return decode(path, image_size=image_size, channels=channels)
+
+
+def detect_channels(*roots: str) -> int:
+  """1 when every image under the patient folders of `roots` is grayscale, else 3 (headers only)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  try:
-    with Image.open(path) as img:
-      img = img.convert("L" if channels == 1 else "RGB")
-      img = img.resize((image_size, image_size), Image.BILINEAR)
-      array = np.asarray(img, np.uint8)
-  except Exception as e:  # PIL raises several types (UnidentifiedImageError, OSError, SyntaxError)
-    raise ValueError(f"Image {path} does not decode as an image ({type(e).__name__}); replace or remove "
-                     "the file.") from e
-  return array.reshape(image_size, image_size, channels)
+  for root in roots:
+    if not os.path.isdir(root):
+      continue
+    for patient in os.listdir(root):
+      folder = os.path.join(root, patient)
+      if not os.path.isdir(folder):
+        continue
+      for name in os.listdir(folder):
+        if name.lower().endswith(IMAGE_EXTENSIONS):
+          try:
+            with Image.open(os.path.join(folder, name)) as img:
+              if img.mode not in ("1", "L", "LA", "I", "I;16", "F"):
+                return 3
+          except OSError:
+            continue  # reported with its name when the bags are read
+  return 1
 
 
 def read_bag_folder(root: str, *, image_size: int, channels: int) -> dict[str, np.ndarray | list]:

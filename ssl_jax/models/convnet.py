@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssl_jax.models.conv import Conv
 from ssl_jax.models.heads import batch_norm
 
 Dtype = Any
@@ -65,7 +66,7 @@ class ConvNet(nn.Module):
                        "add a channel axis to grayscale images.")
     for i, width in enumerate(self.widths):
       for j in range(self.convs_per_stage):
-        x = nn.Conv(width, (3, 3), padding=1, use_bias=False, kernel_init=conv_kernel_init,
+        x = Conv(width, (3, 3), padding=1, use_bias=False, kernel_init=conv_kernel_init,
                     dtype=self.dtype, param_dtype=self.param_dtype, name=f"conv{i}_{j}")(x)
         x = batch_norm(x, train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                        momentum=self.bn_momentum, name=f"bn{i}_{j}")

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssl_jax.models.conv import Conv
 from ssl_jax.models.convnet import conv_kernel_init
 from ssl_jax.models.heads import batch_norm
 
@@ -38,7 +39,7 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_kernel_init,
+    conv = functools.partial(Conv, use_bias=False, kernel_init=conv_kernel_init,
                              dtype=self.dtype, param_dtype=self.param_dtype)
     bn = functools.partial(batch_norm, train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                            momentum=self.bn_momentum)
@@ -65,7 +66,7 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_kernel_init,
+    conv = functools.partial(Conv, use_bias=False, kernel_init=conv_kernel_init,
                              dtype=self.dtype, param_dtype=self.param_dtype)
     bn = functools.partial(batch_norm, train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                            momentum=self.bn_momentum)
@@ -118,7 +119,7 @@ class ResNet(nn.Module):
       raise ValueError(f"ResNet stem must be one of {STEMS}; got {self.stem!r}.")
     if x.ndim != 4:
       raise ValueError(f"ResNet expects images of shape [b, h, w, c]; got shape {x.shape}.")
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_kernel_init,
+    conv = functools.partial(Conv, use_bias=False, kernel_init=conv_kernel_init,
                              dtype=self.dtype, param_dtype=self.param_dtype)
     if self.stem == "cifar":
       x = conv(self.num_filters, (3, 3), padding=1, name="stem_conv")(x)

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssl_jax.models.conv import Conv
 from ssl_jax.models.convnet import max_pool_2x2
 
 Dtype = Any
@@ -81,10 +82,10 @@ class LeNetMIL(nn.Module):
                        f"and pools); got shape {x.shape}: use model.encoder=mlp for smaller images.")
     kw = dict(padding="VALID", dtype=self.dtype, param_dtype=self.param_dtype)
     if self.strided:  # stride 2 in place of the pools: 28x28 -> 12x12 -> 4x4, about 1/15 of the FLOPs
-      x = nn.relu(nn.Conv(self.widths[0], (5, 5), strides=2, name="conv0", **kw)(x))
-      x = nn.relu(nn.Conv(self.widths[1], (5, 5), strides=2, name="conv1", **kw)(x))
+      x = nn.relu(Conv(self.widths[0], (5, 5), strides=2, name="conv0", **kw)(x))
+      x = nn.relu(Conv(self.widths[1], (5, 5), strides=2, name="conv1", **kw)(x))
     else:
-      x = max_pool_2x2(nn.relu(nn.Conv(self.widths[0], (5, 5), name="conv0", **kw)(x)))
-      x = max_pool_2x2(nn.relu(nn.Conv(self.widths[1], (5, 5), name="conv1", **kw)(x)))
+      x = max_pool_2x2(nn.relu(Conv(self.widths[0], (5, 5), name="conv0", **kw)(x)))
+      x = max_pool_2x2(nn.relu(Conv(self.widths[1], (5, 5), name="conv1", **kw)(x)))
     x = x.reshape(x.shape[0], -1)
     return nn.relu(nn.Dense(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="fc")(x))

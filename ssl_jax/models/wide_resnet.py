@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssl_jax.models.conv import Conv
 from ssl_jax.models.convnet import conv_kernel_init
 from ssl_jax.models.heads import batch_norm
 
@@ -39,7 +40,7 @@ class WideBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=True, kernel_init=conv_kernel_init,
+    conv = functools.partial(Conv, use_bias=True, kernel_init=conv_kernel_init,
                              dtype=self.dtype, param_dtype=self.param_dtype)
     bn = functools.partial(batch_norm, train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                            momentum=self.bn_momentum, epsilon=self.bn_epsilon)
@@ -91,7 +92,7 @@ class WideResNet(nn.Module):
     block = functools.partial(
         WideBlock, leaky_slope=self.leaky_slope, bn_momentum=self.bn_momentum,
         bn_epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=self.param_dtype)
-    x = nn.Conv(16, (3, 3), padding=1, use_bias=True, kernel_init=conv_kernel_init,
+    x = Conv(16, (3, 3), padding=1, use_bias=True, kernel_init=conv_kernel_init,
                 dtype=self.dtype, param_dtype=self.param_dtype, name="stem_conv")(x)
     for i in range(3):
       for j in range(blocks_per_stage):

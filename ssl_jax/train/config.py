@@ -58,9 +58,11 @@ def common_config() -> ml_collections.ConfigDict:
   c.init_params = "encoder"       # what init_from loads: "encoder" (and its BatchNorm) or "all" parts
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "fashion_mnist"   # a TFDS catalog name, "fashion_mnist"/"mnist" IDX folders, "digits", "digits28", "mnist5k"
-  c.data.data_dir = ""            # folder of MNIST-format IDX files; "" means the default for the dataset
+  c.data.name = "fashion_mnist"   # TFDS catalog name, fashion_mnist/mnist IDX folders, digits, digits28, mnist5k, image_folder
+  c.data.data_dir = ""            # folder of MNIST-format IDX files, or of images (image_folder); "" = default
   c.data.tfds_data_dir = ""       # TFDS data_dir; "" means TFDS's default (~/tensorflow_datasets)
+  c.data.image_size = 0           # image_folder only: resize to S x S; 0 keeps the images' common size
+  c.data.channels = 0             # image_folder only: 1 (grayscale) or 3 (RGB); 0 decides from the images
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "convnet"     # a name in ssl_jax.models.ENCODERS
@@ -296,6 +298,9 @@ def validate(config) -> None:
                     f"{config.distributed.initialize!r}.")
   if config.eval.batch_size <= 0 or config.eval.monitor_examples <= 0:
     raise UserError("Config fields `eval.batch_size` and `eval.monitor_examples` must be positive.")
+  if config.data.image_size < 0 or config.data.channels not in (0, 1, 3):
+    raise UserError(f"Config fields `data.image_size` must be >= 0 (0 keeps the images' size) and `data.channels` "
+                    f"0, 1 or 3; got {config.data.image_size} and {config.data.channels}.")
 
 
 def to_json(config) -> str:

@@ -41,6 +41,14 @@ def initialize_distributed(dist) -> None:
                       "distributed.process_id (this process's index).")
     kwargs = dict(coordinator_address=dist.coordinator_address, num_processes=dist.num_processes,
                   process_id=dist.process_id)
+  elif os.environ.get("JAX_NUM_PROCESSES") or os.environ.get("JAX_PROCESS_ID"):
+    # JAX reads JAX_COORDINATOR_ADDRESS from the environment, but not the process count and index.
+    try:
+      kwargs = dict(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                    process_id=int(os.environ["JAX_PROCESS_ID"]))
+    except (KeyError, ValueError) as e:
+      raise UserError("Set both JAX_NUM_PROCESSES and JAX_PROCESS_ID (this process's index, from 0) to "
+                      "integers, with JAX_COORDINATOR_ADDRESS=host:port of process 0.") from e
   # CPU devices of different processes talk over gloo (GPU and TPU bring their own collectives).
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   try:

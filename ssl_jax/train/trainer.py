@@ -149,7 +149,9 @@ def preflight(config) -> Plan:
   if getattr(spec, "reads_own_data", False):  # e.g. bags read from patient folders: the spec knows the shape
     info = spec.info
   else:
-    info = data_lib.dataset_info(config.data.name, tfds_data_dir=config.data.tfds_data_dir or None)
+    info = data_lib.dataset_info(config.data.name, tfds_data_dir=config.data.tfds_data_dir or None,
+                                 data_dir=config.data.data_dir or None, image_size=config.data.image_size,
+                                 channels=config.data.channels)
   if info.streaming:
     raise UserError(f"The trainer holds datasets in host memory and {config.data.name} is too large for that; "
                     "stream it with ssl_jax.data.tf_iterate_batches in your own loop, or pick a dataset "
@@ -178,7 +180,8 @@ def load_stream(plan: Plan) -> streams.Stream:
   c = plan.config
   if getattr(plan.spec, "reads_own_data", False):
     return plan.spec.build(None, batch_size=c.batch_size, seed=c.seed)
-  kwargs = dict(data_dir=c.data.data_dir or None, tfds_data_dir=c.data.tfds_data_dir or None)
+  kwargs = dict(data_dir=c.data.data_dir or None, tfds_data_dir=c.data.tfds_data_dir or None,
+                image_size=c.data.image_size, channels=c.data.channels)
   train = data_lib.load_arrays(c.data.name, plan.info.train_split, **kwargs)
   test = data_lib.load_arrays(c.data.name, plan.info.test_split, **kwargs)
   data = streams.Data(train, test, name=c.data.name, data_dir=kwargs["data_dir"],

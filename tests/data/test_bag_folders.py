@@ -40,7 +40,7 @@ def _tree(root, patients=16, seed=0):
 def test_folder_bags_train_evaluate_and_draw_attention(tmp_path):
   root = _tree(tmp_path / "patients")
   config = tiny_config("mil", **{"data.name": "folder_bags", "data.data_dir": root, "batch_size": 8,
-                                 "mil.image_size": 12, "mil.channels": 1, "mil.test_fraction": 0.25,
+                                 "data.image_size": 12, "data.channels": 0, "mil.test_fraction": 0.25,
                                  "total_steps": 4, "eval_every_steps": 0, "mil.pooling": "attention"})
   workdir = str(tmp_path / "run")
   results = trainer.train_and_evaluate(config, workdir)

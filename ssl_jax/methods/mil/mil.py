@@ -78,8 +78,7 @@ def config() -> ml_collections.ConfigDict:
       # Bags from folders (data.name=folder_bags, data.data_dir=<root>/<patient_id>/*.png + labels.csv):
       "test_dir": "",                # a second root for the test patients; "" splits data_dir's patients
       "test_fraction": 0.25,         # the share of data_dir's patients held out for test (seeded by bag_seed)
-      "image_size": 28,              # every image is resized to image_size x image_size
-      "channels": 1,                 # 1 (grayscale) or 3 (RGB); images are converted
+      # (their images are resized to data.image_size and converted to data.channels)
   })
 
 
@@ -87,7 +86,8 @@ def stream(config) -> streams.Bags | streams.FolderBags:
   s = config.mil
   if config.data.name == streams.FOLDER_BAGS:
     return streams.FolderBags(root=config.data.data_dir, test_root=s.test_dir, test_fraction=s.test_fraction,
-                              image_size=s.image_size, channels=s.channels, split_seed=s.bag_seed,
+                              image_size=config.data.image_size, channels=config.data.channels,
+                              split_seed=s.bag_seed,
                               max_size=s.max_bag_size)
   return streams.Bags(target_class=s.target_class, mean_size=s.mean_bag_size, std_size=s.std_bag_size,
                       num_train_bags=s.train_bags, num_test_bags=s.test_bags, max_size=s.max_bag_size,

@@ -1,0 +1,121 @@
+"""A 2-D convolution whose kernel gradient XLA:CPU computes fast, as a drop-in for `flax.linen.Conv`.
+
+XLA:CPU computes the gradient of a convolution with respect to its kernel as another convolution, with the
+batch as the contraction dimension, and that runs 2 to 6 times slower than the forward convolution of the same
+size (benchmarks/README.md). The kernel gradient is a plain matrix product of the input patches and the output
+gradient,
+
+    dL/dK[i, j, c, o] = sum_{b, y, x} X_pad[b, s*y + i, s*x + j, c] * G[b, y, x, o],
+
+so `conv2d` computes it that way on CPU: the kh*kw shifted (and strided) slices of the padded input, stacked on
+the channel axis, times the output gradient, in one matmul. The forward pass and the input gradient stay XLA's
+own convolutions. The value and both gradients are the same as `lax.conv_general_dilated`'s (tested to float
+tolerance), so a model computes exactly what it computed before; only the CPU time changes. On GPU and TPU
+(`fast_kernel_grad=None` decides by the backend) the plain convolution is used; so it is on CPU when the
+environment variable SSL_JAX_CONV_KERNEL_GRAD=xla is set (how `benchmarks/train_step.py` measures "before").
+
+`Conv` has the parameters of `nn.Conv` (`kernel` [kh, kw, in, out], `bias` [out]), so checkpoints are the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+# SSL_JAX_CONV_KERNEL_GRAD=xla makes the default XLA's own kernel gradient again (for the before/after benchmark).
+KERNEL_GRAD_ENV = "SSL_JAX_CONV_KERNEL_GRAD"
+
+
+def _pads(padding, kernel: Sequence[int], strides: Sequence[int], spatial: Sequence[int]) -> tuple:
+  """`padding` (int, pairs, "SAME", "VALID") as ((top, bottom), (left, right))."""
+  if isinstance(padding, str):
+    return tuple(lax.padtype_to_pads(spatial, kernel, strides, padding.upper()))
+  if isinstance(padding, int):
+    return ((padding, padding),) * 2
+  return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+
+
+def _plain(x, kernel, strides, pads):
+  return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DIMS)
+
+
+def _bwd_with(strides, pads, res, g):
+  x, kernel = res
+  kh, kw, cin, cout = kernel.shape
+  # Input gradient: XLA's transposed convolution (fast on CPU).
+  _, vjp_x = jax.vjp(lambda x_: _plain(x_, kernel, strides, pads), x)
+  (dx,) = vjp_x(g)
+  # Kernel gradient: the patches of the padded input times the output gradient, one matmul.
+  b, ho, wo, _ = g.shape
+  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  sh, sw = strides
+  cols = [lax.slice(xp, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1))
+          for i in range(kh) for j in range(kw)]
+  patches = (cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)).reshape(b * ho * wo, kh * kw * cin)
+  dk = jnp.dot(patches.T, g.reshape(b * ho * wo, cout), preferred_element_type=jnp.float32)
+  return dx, dk.reshape(kh, kw, cin, cout).astype(kernel.dtype)
+
+
+def _fwd_with(x, kernel, strides, pads):
+  return _plain(x, kernel, strides, pads), (x, kernel)
+
+
+# `strides` and `pads` are static (tuples of ints): nondiff_argnums, which custom_vjp passes first to bwd.
+_conv_fast_grad = jax.custom_vjp(_plain, nondiff_argnums=(2, 3))
+_conv_fast_grad.defvjp(_fwd_with, _bwd_with)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, *, strides: Sequence[int] = (1, 1), padding: Any = "SAME",
+           fast_kernel_grad: bool | None = None) -> jax.Array:
+  """NHWC x HWIO convolution; `fast_kernel_grad` (default: on CPU) computes the kernel gradient by matmul.
+
+  Args:
+    x: [b, h, w, in] inputs.
+    kernel: [kh, kw, in, out] weights.
+    strides: (sh, sw).
+    padding: "SAME", "VALID", an int (all sides) or ((top, bottom), (left, right)).
+    fast_kernel_grad: True: patches x gradient matmul for dL/dkernel; False: XLA's own; None: True on CPU.
+  Returns:
+    [b, h', w', out], the same values as `lax.conv_general_dilated`.
+  """
+  strides = tuple(int(s) for s in strides)
+  pads = _pads(padding, kernel.shape[:2], strides, x.shape[1:3])
+  if fast_kernel_grad is None:
+    fast_kernel_grad = jax.default_backend() == "cpu" and os.environ.get(KERNEL_GRAD_ENV, "") != "xla"
+  if fast_kernel_grad:
+    return _conv_fast_grad(x, kernel, strides, pads)
+  return _plain(x, kernel, strides, pads)
+
+
+class Conv(nn.Module):
+  """`nn.Conv` for NHWC images (no dilation, no groups) whose kernel gradient is fast on CPU.
+
+  Attributes: as `nn.Conv`; `fast_kernel_grad` as `conv2d` (None: on CPU).
+  """
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] | int = 1
+  padding: Any = "SAME"
+  use_bias: bool = True
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  kernel_init: Any = nn.initializers.lecun_normal()
+  bias_init: Any = nn.initializers.zeros_init()
+  fast_kernel_grad: bool | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kh, kw = self.kernel_size
+    strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
+    kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features), self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv2d(x, kernel, strides=strides, padding=self.padding, fast_kernel_grad=self.fast_kernel_grad)
+    return y + bias if bias is not None else y
