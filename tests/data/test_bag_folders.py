@@ -71,7 +71,7 @@ def test_folder_bags_read_rgb_and_grayscale_resized_and_padded(tmp_path):
 @pytest.mark.parametrize("break_it,message", [
     (lambda root: os.makedirs(os.path.join(root, "P999")), r"Patient folder .*P999 has no images"),
     (lambda root: open(os.path.join(root, "P001", "scan_0.png"), "wb").write(b"not a png"),
-     r"Image .*P001/scan_0.png does not decode as an image"),
+     r"image file .*P001/scan_0.png does not decode"),
     (lambda root: os.rename(os.path.join(root, "P002"), os.path.join(root, "P777")),
      r"Patient 'P777' \(folder .*P777\) has no line in .*labels.csv"),
 ])
@@ -94,6 +94,7 @@ def test_folder_bags_error_reaches_the_command_line_as_one_line(tmp_path, capsys
   with pytest.raises(SystemExit) as exit_info:
     cli.run(main_lib.main, ["--config=configs/mil/mil_fashion_mnist.py", f"--workdir={tmp_path / 'w'}",
                             "--config.data.name=folder_bags", f"--config.data.data_dir={root}",
-                            "--config.model.encoder=mlp", "--config.batch_size=8", "--config.total_steps=1"])
+                            "--config.data.image_size=28", "--config.model.encoder=mlp", "--config.batch_size=8",
+                            "--config.total_steps=1"])
   err = capsys.readouterr().err.strip().splitlines()
   assert exit_info.value.code == 2 and err[-1].startswith("error: Patient folder") and "has no images" in err[-1]
