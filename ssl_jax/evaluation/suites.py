@@ -8,7 +8,7 @@ on the evaluation data of the run's stream (`Stream.eval_data`).
 
 | suite | method predicts | eval data | results |
 | --- | --- | --- | --- |
-| `representation` | `features` | the labelled train split and the test split | `linear_probe_top1`, `knn_top1`, `pixel_linear_probe_top1` |
+| `representation` | `features` | the labelled train split and the test split | `linear_probe_top1`, `knn_top1`, `pixel_linear_probe_top1`; monitor: `knn_monitor_top1`, `rankme` |
 | `accuracy` | `logits` (and `ema_logits`) | the test split (the target domain's for adaptation) | `test_top1`, `ema_test_top1` |
 | `bags` | `bag_logits` (and `attention`) | the test bags | `bag_auc`, `bag_accuracy`, `instance_auc`; `attention.png` |
 | `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r`; `retrieval_tsne.png` in `figures_dir` |
@@ -27,6 +27,7 @@ import numpy as np
 from ssl_jax.evaluation.features import apply_batched
 from ssl_jax.evaluation.knn import knn_accuracy
 from ssl_jax.evaluation.linear_probe import linear_probe
+from ssl_jax.evaluation.rankme import rankme
 from ssl_jax.evaluation.retrieval import retrieval_metrics, tsne_figure
 
 # Every result key a suite can write, with the words the report and the results table use for it.
@@ -35,6 +36,7 @@ LABELS: dict[str, str] = {
     "knn_top1": "kNN top-1 (learned features)",
     "pixel_linear_probe_top1": "linear probe top-1 (raw pixels)",
     "knn_monitor_top1": "kNN monitor top-1",
+    "rankme": "RankMe effective rank (label-free collapse monitor)",
     "test_top1": "test top-1",
     "ema_test_top1": "test top-1 (EMA model)",
     "bag_auc": "bag AUC",
@@ -99,7 +101,8 @@ def _output(out: dict, suite: str, key: str) -> np.ndarray:
 
 
 def representation_monitor(ctx: Context, state) -> dict[str, float]:
-  """kNN top-1 on the first `eval.monitor_examples` train and test images: cheap enough to run often."""
+  """kNN top-1 on the first `eval.monitor_examples` train and test images, and the label-free RankMe (the
+  effective rank of those training features: near 1 means collapse), cheap enough to run often."""
   _need(ctx, "representation", "train", "test")
   train, test = ctx.eval_data["train"], ctx.eval_data["test"]
   n_tr, n_te = min(ctx.config.monitor_examples, len(train)), min(ctx.config.monitor_examples, len(test))
@@ -107,7 +110,8 @@ def representation_monitor(ctx: Context, state) -> dict[str, float]:
   te = _output(ctx.outputs(state, test.images[:n_te]), "representation", "features")
   return {"knn_monitor_top1": knn_accuracy(tr, train.labels[:n_tr], te, test.labels[:n_te],
                                            num_classes=train.num_classes, k=ctx.config.knn_k,
-                                           temperature=ctx.config.knn_temperature, mesh=ctx.mesh)}
+                                           temperature=ctx.config.knn_temperature, mesh=ctx.mesh),
+          "rankme": rankme(tr)}
 
 
 def representation_final(ctx: Context, state) -> dict[str, float]:

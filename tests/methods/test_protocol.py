@@ -50,6 +50,8 @@ def test_smoke_run_writes_the_family_results(method, tmp_path):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     monitored = [r for r in map(json.loads, f) if any(k.startswith("eval/") for k in r)]
   assert [r["step"] for r in monitored] == [6], "the monitor runs every eval_every_steps"
+  if "representation" in METHODS[method].SUITES:  # the label-free collapse monitor of every SSL method
+    assert 1.0 <= monitored[0]["eval/rankme"] <= 16, monitored[0]
   # `python -m ssl_jax.evaluate` scores the checkpoint with the same suites, under a recorded name.
   from ssl_jax import evaluate
   assert evaluate.main([f"--workdir={workdir}", "--config.eval.pixel_baseline=false"]) == 0
