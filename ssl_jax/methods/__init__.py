@@ -21,13 +21,14 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import byol, simclr
+from ssl_jax.methods.ssl import byol, simclr, simsiam
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
     # self-supervised: judged by a linear probe and kNN on frozen features
     "simclr": simclr,
     "byol": byol,
+    "simsiam": simsiam,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

@@ -258,3 +258,32 @@ def test_finetune_freezes_the_lower_stages_and_scales_the_pretrained_rate():
   _close(b.params["encoder"], a.params["encoder"], rtol=0, atol=0)
   _close(b.batch_stats, a.batch_stats, rtol=0, atol=0)
   assert not np.allclose(b.params["classifier"]["dense"]["kernel"], a.params["classifier"]["dense"]["kernel"])
+
+
+def test_simsiam_stops_the_gradient_of_the_target_branch():
+  """D(p1, sg(z2)): the loss moves the predictions, never the projections it is compared with."""
+  from ssl_jax.methods.ssl.simsiam import simsiam_loss
+  p, z = jax.random.normal(jax.random.key(0), (2, 8, 4))
+  g_p, g_z = jax.grad(simsiam_loss, argnums=(0, 1))(p, z)
+  assert float(jnp.abs(g_z).max()) == 0.0 and float(jnp.abs(g_p).max()) > 0.0
+  pn, zn = p / jnp.linalg.norm(p, axis=1, keepdims=True), z / jnp.linalg.norm(z, axis=1, keepdims=True)
+  want = -0.5 * (jnp.mean(jnp.sum(pn[:4] * zn[4:], 1)) + jnp.mean(jnp.sum(pn[4:] * zn[:4], 1)))
+  np.testing.assert_allclose(simsiam_loss(p, z), want, rtol=1e-6)
+
+
+def test_simsiam_predictor_learns_at_the_constant_base_rate():
+  """With fixed_predictor_lr, late in the cosine schedule the predictor still moves at optim.lr."""
+  from ssl_jax.methods.ssl import simsiam
+  config = tiny_config("simsiam", **{"optim.name": "sgd", "optim.momentum": 0.0, "optim.weight_decay": 0.0,
+                                     "optim.lr": 1.0, "optim.scale_lr_with_batch": False,
+                                     "optim.grad_clip_norm": 0.0})
+  tx, schedule = simsiam.optimizer(config)
+  params = {"encoder": jnp.ones(3), "projector": jnp.ones(2), "predictor": jnp.ones(2)}
+  grads = jax.tree.map(jnp.ones_like, params)
+  state = tx.init(params)
+  for _ in range(10):  # walk to the end of the 12-step schedule
+    updates, state = tx.update(grads, state, params)
+  lr_now = float(schedule(9))  # the 10th update uses the schedule at count 9
+  assert lr_now < 0.5
+  np.testing.assert_allclose(updates["predictor"], -1.0 * np.ones(2), rtol=1e-6)
+  np.testing.assert_allclose(updates["encoder"], -lr_now * np.ones(3), rtol=1e-5)
