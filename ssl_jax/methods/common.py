@@ -14,7 +14,7 @@ What a method file holds (see `ssl_jax/methods/__init__.py` for the list and the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax
@@ -60,6 +60,18 @@ def init_module(module: nn.Module, key: jax.Array, *args, **kwargs) -> tuple[Any
   """(params, batch_stats) of a fresh `module` called on `args` in inference mode ({} if it has no BN)."""
   variables = module.init(key, *args, train=False, **kwargs)
   return variables["params"], variables.get("batch_stats", {})
+
+
+def init_chain(modules: dict[str, nn.Module], keys: Sequence[jax.Array], x: jax.Array) -> tuple[dict, dict, Any]:
+  """Fresh (params, batch_stats) of `modules` applied one after another to `x` (encoder -> projector ->
+  predictor ...), keyed by their names, each initialised with its key; and the first module's output (the
+  features, e.g. for an online probe)."""
+  params, batch_stats, features = {}, {}, None
+  for (name, module), key in zip(modules.items(), keys, strict=True):
+    params[name], batch_stats[name] = init_module(module, key, x)
+    x, _ = apply(module, params[name], batch_stats[name], x, train=False)
+    features = x if features is None else features
+  return params, batch_stats, features
 
 
 def apply(module: nn.Module, params: Any, batch_stats: Any, *args, train: bool,

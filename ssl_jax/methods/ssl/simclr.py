@@ -84,12 +84,8 @@ def make(config, info) -> SimCLR:
 
 def init(m: SimCLR, rng: jax.Array, pretrained=None) -> common.TrainState:
   k_enc, k_proj, k_probe, k_aug = jax.random.split(rng, 4)
-  x = jnp.zeros((2, *m.image_shape), jnp.float32)
-  enc_params, enc_stats = common.init_module(m.encoder, k_enc, x)
-  feats = m.encoder.apply({"params": enc_params, "batch_stats": enc_stats}, x, train=False)
-  proj_params, proj_stats = common.init_module(m.projector, k_proj, feats)
-  params = {"encoder": enc_params, "projector": proj_params}
-  batch_stats = {"encoder": enc_stats, "projector": proj_stats}
+  params, batch_stats, feats = common.init_chain({"encoder": m.encoder, "projector": m.projector},
+                                                 (k_enc, k_proj), jnp.zeros((2, *m.image_shape), jnp.float32))
   if m.probe is not None:
     params["probe"] = m.probe.init(k_probe, feats)["params"]
   params, batch_stats = common.load_pretrained(params, batch_stats, pretrained)

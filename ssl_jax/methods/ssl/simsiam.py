@@ -98,14 +98,9 @@ def make(config, info) -> SimSiam:
 
 def init(m: SimSiam, rng: jax.Array, pretrained=None) -> common.TrainState:
   k_enc, k_proj, k_pred, k_probe, k_aug = jax.random.split(rng, 5)
-  x = jnp.zeros((2, *m.image_shape), jnp.float32)
-  enc_params, enc_stats = common.init_module(m.encoder, k_enc, x)
-  feats, _ = common.apply(m.encoder, enc_params, enc_stats, x, train=False)
-  proj_params, proj_stats = common.init_module(m.projector, k_proj, feats)
-  z, _ = common.apply(m.projector, proj_params, proj_stats, feats, train=False)
-  pred_params, pred_stats = common.init_module(m.predictor, k_pred, z)
-  params = {"encoder": enc_params, "projector": proj_params, "predictor": pred_params}
-  batch_stats = {"encoder": enc_stats, "projector": proj_stats, "predictor": pred_stats}
+  params, batch_stats, feats = common.init_chain(
+      {"encoder": m.encoder, "projector": m.projector, "predictor": m.predictor}, (k_enc, k_proj, k_pred),
+      jnp.zeros((2, *m.image_shape), jnp.float32))
   if m.probe is not None:
     params["probe"] = m.probe.init(k_probe, feats)["params"]
   params, batch_stats = common.load_pretrained(params, batch_stats, pretrained)
