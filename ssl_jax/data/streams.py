@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -373,7 +374,7 @@ class FolderBags:
   max_size: int = 0
   reads_own_data = True
 
-  @property
+  @functools.cached_property  # read once: preflight and the stream share this spec
   def num_channels(self) -> int:
     if self.channels:
       return self.channels
