@@ -1,0 +1,38 @@
+r"""RotNet, small ConvNet, Fashion-MNIST: 4-way rotation prediction, all four rotations of every image.
+
+Pretrains on the 60,000 training images without labels (the labels reach only the online probe); a linear
+probe and kNN on frozen features score it on the 10,000 test images, beside the raw-pixel probe. A batch of
+128 images is 512 rotated images, the per-step cost of SimCLR's 2 x 256 views. AdamW as the other small SSL
+configs; the head is linear on the 512 features.
+
+  python -m ssl_jax.main --config=configs/ssl/rotnet_fashion_mnist.py --workdir=workdirs/rotnet_fashion_mnist
+
+Budget: 1200 steps, about 7 minutes of training on 2 CPU cores.
+Result when we ran it: queued, not run yet.
+"""
+
+from ssl_jax.train.config import base_config
+
+
+def get_config():
+  c = base_config("rotnet")
+  c.total_steps = 1200
+  c.batch_size = 128
+  c.checkpoint_every_steps = 400
+  c.eval_every_steps = 400
+  c.log_every_steps = 50
+
+  c.data.name = "fashion_mnist"
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64, 512)
+
+  c.rotnet.head_hidden_dim = 0
+  c.rotnet.augment = True
+
+  c.optim.name = "adamw"
+  c.optim.lr = 2e-3
+  c.optim.scale_lr_with_batch = False
+  c.optim.warmup_steps = 200
+  c.optim.weight_decay = 1e-4
+  return c
