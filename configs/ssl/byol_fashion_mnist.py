@@ -13,7 +13,6 @@ against 0.8454 for the raw-pixel probe; 534 s of training, 10 min 5 s for the co
 from ssl_jax.data import views
 from ssl_jax.train.config import base_config
 
-
 def get_config():
   c = base_config("byol")
   c.total_steps = 1200

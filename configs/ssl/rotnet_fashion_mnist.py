@@ -13,7 +13,6 @@ Result when we ran it: queued, not run yet.
 
 from ssl_jax.train.config import base_config
 
-
 def get_config():
   c = base_config("rotnet")
   c.total_steps = 1200

@@ -14,7 +14,6 @@ the whole `make run` (its install step included).
 from ssl_jax.data import views
 from ssl_jax.train.config import base_config
 
-
 def get_config():
   c = base_config("simclr")
   c.seed = 0

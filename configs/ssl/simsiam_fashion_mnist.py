@@ -17,7 +17,6 @@ the same budget: SimSiam is known to need long schedules (the paper's CIFAR runs
 from ssl_jax.data import views
 from ssl_jax.train.config import base_config
 
-
 def get_config():
   c = base_config("simsiam")
   c.total_steps = 1200

@@ -12,6 +12,11 @@ on the evaluation data of the run's stream (`Stream.eval_data`).
 | `accuracy` | `logits` (and `ema_logits`) | the test split (the target domain's for adaptation) | `test_top1`, `ema_test_top1` |
 | `bags` | `bag_logits` (and `attention`) | the test bags | `bag_auc`, `bag_accuracy`, `instance_auc`; `attention.png` |
 | `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r`; `retrieval_tsne.png` in `figures_dir` |
+| `reconstruction` | `reconstructions` (and `samples`), given `{"image": images}` | the test split | `reconstruction_mse`; `reconstructions.png` (and `samples.png`) in `figures_dir`; monitor: `reconstruction_mse` on at most 1,000 test images |
+
+The `reconstruction` suite calls `predict(m, state, {"image": images})` (a dict, so the other suites, which pass
+the images themselves, never pay for the decoder): reconstructions are float32 images in [0, 1] of the input's
+shape, and a generative model adds `samples`, one image drawn from its prior per input row.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ LABELS: dict[str, str] = {
     "map_at_r": "MAP@R (held-out classes)",
     "pixel_recall_at_1": "Recall@1 (raw pixels)",
     "pixel_map_at_r": "MAP@R (raw pixels)",
+    "reconstruction_mse": "reconstruction MSE (test, pixels in [0, 1])",
 }
 
 
@@ -242,6 +248,75 @@ def retrieval_final(ctx: Context, state) -> dict[str, float]:
   return _retrieval(ctx, state, None, pixels=ctx.config.pixel_baseline, figure=True)
 
 
+# -------------------------------------------------------------------------------- reconstruction
+
+RECONSTRUCTION_MONITOR_EXAMPLES = 1000
+
+
+def image_grid(images: np.ndarray, cols: int, path: str, *, title: str = "") -> None:
+  """Write images [n, h, w, c] in [0, 1] as a PNG grid of `cols` columns (1-pixel white gaps)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  images = np.clip(np.asarray(images, np.float64), 0.0, 1.0)
+  n, h, w, c = images.shape
+  rows = -(-n // cols)
+  canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, 3))
+  for i, img in enumerate(images):
+    r, q = divmod(i, cols)
+    canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = (
+        img if c == 3 else np.repeat(img[..., :1], 3, axis=-1))
+  width = min(2 + cols * (w + 1) / 12, 20)
+  fig, ax = plt.subplots(figsize=(width, width * canvas.shape[0] / canvas.shape[1] + (0.4 if title else 0)))
+  ax.imshow(canvas, interpolation="nearest")
+  ax.set_axis_off()
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _reconstruction(ctx: Context, state, limit: int | None, *, figure: bool) -> dict[str, float]:
+  _need(ctx, "reconstruction", "test")
+  test = ctx.eval_data["test"]
+  n = len(test) if limit is None else min(limit, len(test))
+  images = test.images[:n]
+  out = ctx.outputs(state, {"image": images})
+  recon = np.asarray(_output(out, "reconstruction", "reconstructions"), np.float32)
+  pixels = images.astype(np.float32) / 255.0
+  if recon.shape != pixels.shape:
+    raise ValueError(f"The method's reconstructions have shape {recon.shape[1:]}, not the images' "
+                     f"{pixels.shape[1:]}; return one image in [0, 1] per input.")
+  results = {"reconstruction_mse": float(np.mean(np.square(recon - pixels)))}
+  if figure and ctx.figures_dir:
+    cols = min(16, n)
+    rows = min(4, n // max(cols, 1))  # pairs of rows: the test images above their reconstructions
+    pairs = [block for r in range(rows) for block in (pixels[r * cols:(r + 1) * cols], recon[r * cols:(r + 1) * cols])]
+    path = os.path.join(ctx.figures_dir, "reconstructions.png")
+    image_grid(np.concatenate(pairs), cols, path, title=f"Test images (odd rows) and their reconstructions "
+               f"(even rows); MSE {results['reconstruction_mse']:.4f} over {n} test images")
+    ctx.log(f"Wrote {path}.")
+    if "samples" in out:
+      path = os.path.join(ctx.figures_dir, "samples.png")
+      image_grid(np.asarray(out["samples"][:64], np.float32), 8, path, title="Samples from the prior")
+      ctx.log(f"Wrote {path}.")
+  return results
+
+
+def reconstruction_monitor(ctx: Context, state) -> dict[str, float]:
+  """Reconstruction MSE of the first 1,000 (at most `eval.monitor_examples`) test images."""
+  limit = min(ctx.config.monitor_examples, RECONSTRUCTION_MONITOR_EXAMPLES)
+  return _reconstruction(ctx, state, limit, figure=False)
+
+
+def reconstruction_final(ctx: Context, state) -> dict[str, float]:
+  """Reconstruction MSE (pixels in [0, 1]) of every test image; with `ctx.figures_dir`, `reconstructions.png`
+  (64 test images above their reconstructions) and, when the method predicts `samples`, `samples.png` (64
+  images drawn from its prior)."""
+  return _reconstruction(ctx, state, None, figure=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class Suite:
   """A named pair of evaluations: `monitor` during training and `final` at the end."""
@@ -255,6 +330,7 @@ SUITE_KEYS: dict[str, tuple[str, ...]] = {
     "accuracy": ("test_top1",),
     "bags": ("bag_auc", "bag_accuracy"),
     "retrieval": ("recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "map_at_r"),
+    "reconstruction": ("reconstruction_mse",),
 }
 
 SUITES: dict[str, Suite] = {
@@ -262,4 +338,5 @@ SUITES: dict[str, Suite] = {
     "accuracy": Suite(accuracy_monitor, accuracy_final),
     "bags": Suite(bags_monitor, bags_final),
     "retrieval": Suite(retrieval_monitor, retrieval_final),
+    "reconstruction": Suite(reconstruction_monitor, reconstruction_final),
 }

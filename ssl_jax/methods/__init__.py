@@ -21,7 +21,8 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import byol, rotnet, simclr, simsiam
+from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, rotnet, simclr,
+                                 simsiam, vae)
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -31,6 +32,10 @@ METHODS = {
     "simsiam": simsiam,
     # pretext tasks, masked modelling and auto-encoders: judged the same way
     "rotnet": rotnet,
+    "autoencoder": autoencoder,
+    "denoising_autoencoder": denoising_autoencoder,
+    "contractive_autoencoder": contractive_autoencoder,
+    "vae": vae,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

@@ -167,7 +167,7 @@ def write_report(path: str, rows: list[dict[str, Any]], results: dict[str, Any],
   ax1.set_title("Training loss")
   ax1.grid(alpha=0.3)
   bars = [(LABELS[k], v) for k, v in results.items()
-          if k in LABELS and isinstance(v, float) and 0.0 <= v <= 1.0]
+          if k in LABELS and not k.endswith("_mse") and isinstance(v, float) and 0.0 <= v <= 1.0]
   if bars:
     labels, values = zip(*bars)
     colors = ["tab:gray" if "raw pixels" in label else "tab:green" for label in labels]

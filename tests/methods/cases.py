@@ -24,6 +24,14 @@ CASES = {
     "simsiam": ("configs/ssl/simsiam_fashion_mnist.py", {"batch_size": 32, "simsiam.proj_hidden_dim": 32,
                                                          "simsiam.proj_dim": 16, "simsiam.pred_hidden_dim": 8}),
     "rotnet": ("configs/ssl/rotnet_fashion_mnist.py", {"batch_size": 16}),
+    "autoencoder": ("configs/ssl/autoencoder_fashion_mnist.py", {"batch_size": 16,
+                                                                 "autoencoder.decoder_widths": (16, 8)}),
+    "denoising_autoencoder": ("configs/ssl/denoising_autoencoder_fashion_mnist.py", {
+        "batch_size": 16, "denoising_autoencoder.decoder_widths": (16, 8)}),
+    "contractive_autoencoder": ("configs/ssl/contractive_autoencoder_fashion_mnist.py", {
+        "batch_size": 16, "contractive_autoencoder.decoder_widths": (16, 8),
+        "contractive_autoencoder.penalty_examples": 4}),
+    "vae": ("configs/ssl/vae_fashion_mnist.py", {"batch_size": 16, "vae.latent_dim": 4, "vae.decoder_widths": (16, 8)}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -53,3 +53,90 @@ def test_rotnet_feeds_all_four_rotations_with_their_labels():
   logits = m.head.apply({"params": before.params["head"]}, feats, train=True)
   want = np.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
   np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ auto-encoders
+
+
+def _encoder_eval(plan, state, x):
+  v = {"params": state.params["encoder"], "batch_stats": state.batch_stats["encoder"]}
+  return plan.method.encoder.apply(v, x, train=False)
+
+
+def test_contractive_penalty_is_the_frobenius_norm_of_the_encoder_jacobian(monkeypatch):
+  from ssl_jax.methods.ssl import autoencoder
+  from ssl_jax.models import conv
+  plan, before, after, metrics, batch = _first_step("contractive_autoencoder")
+  m = plan.method
+  x = (batch["image"][:4].astype(np.float32) / 255.0 - np.asarray(m.mean)) / np.asarray(m.std)
+  got = jax.jit(functools.partial(autoencoder.penalty, m))(after.params["encoder"], after.batch_stats["encoder"], x)
+  # Reference: the forward-mode Jacobian of each example (XLA's own convolution, which has forward mode),
+  # squared and summed in NumPy.
+  monkeypatch.setenv(conv.KERNEL_GRAD_ENV, "xla")
+  jac = np.asarray(jax.jit(jax.vmap(jax.jacfwd(lambda xi: _encoder_eval(plan, after, xi[None])[0])))(x), np.float64)
+  assert jac.shape == (4, 16, *x.shape[1:])
+  np.testing.assert_allclose(got, np.sum(jac ** 2, axis=(1, 2, 3, 4)), rtol=1e-4)
+  # The step's loss is the reconstruction MSE plus lambda times the mean penalty of the first n examples.
+  np.testing.assert_allclose(metrics["train/loss"],
+                             metrics["train/recon_mse"] + 0.1 * metrics["train/contractive_penalty"], rtol=1e-6)
+  assert metrics["train/contractive_penalty"] > 0
+
+
+def test_denoising_autoencoder_corrupts_the_input_and_reconstructs_the_clean_image():
+  from ssl_jax.methods.ssl import autoencoder
+  plan = trainer.preflight(tiny_config("denoising_autoencoder", **{"denoising_autoencoder.noise_level": 0.3}))
+  x01 = jnp.full((64, 8, 8, 1), 0.5)
+  noisy = np.asarray(autoencoder.corrupt(plan.method, jax.random.PRNGKey(1), x01))
+  assert set(np.unique(noisy)) == {0.0, 0.5}
+  assert abs(np.mean(noisy == 0) - 0.3) < 0.03
+  plain = trainer.preflight(tiny_config("autoencoder")).method
+  np.testing.assert_array_equal(autoencoder.corrupt(plain, jax.random.PRNGKey(1), x01), x01)
+
+
+def test_vae_loss_is_the_negative_elbo_of_a_reparameterised_sample():
+  from ssl_jax.methods import common
+  plan, before, _, metrics, batch = _first_step("vae", **{"eval.online_probe": False})
+  m = plan.method
+  x01 = batch["image"].astype(np.float64) / 255.0
+  x = (x01 - np.asarray(m.mean)) / np.asarray(m.std)
+  feats, _ = m.encoder.apply({"params": before.params["encoder"], "batch_stats": before.batch_stats["encoder"]},
+                             jnp.asarray(x, jnp.float32), train=True, mutable=["batch_stats"])
+  out = np.asarray(m.posterior.apply({"params": before.params["posterior"]}, feats, train=True), np.float64)
+  mu, logvar = out[:, :m.latent_dim], out[:, m.latent_dim:]
+  key = jax.random.fold_in(before.rng, before.step)
+  eps = np.asarray(jax.random.normal(key, mu.shape), np.float64)
+  z = mu + np.exp(logvar / 2) * eps
+  logits = np.asarray(m.decoder.apply({"params": before.params["decoder"]}, jnp.asarray(z, jnp.float32)),
+                      np.float64)
+  p = 1 / (1 + np.exp(-logits))
+  nll = -np.sum((x01 * np.log(p) + (1 - x01) * np.log(1 - p)).reshape(len(x), -1), axis=1)
+  kl = 0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=1)
+  np.testing.assert_allclose(metrics["train/kl"], kl.mean(), rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/recon_nll"], nll.mean(), rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/loss"], (nll + kl).mean(), rtol=1e-4)
+  del common
+
+
+def test_reconstruction_suite_writes_the_pngs_and_the_mse(tmp_path):
+  import types
+
+  from ssl_jax.evaluation import suites
+  from ssl_jax.data.datasets import ArrayDataset
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+  test = ArrayDataset(images, np.zeros(40, np.int32), num_classes=10, name="t")
+
+  def predict(state, inputs):
+    x = inputs["image"].astype(jnp.float32) / 255.0
+    return {"reconstructions": jnp.clip(x + state, 0, 1), "samples": jnp.zeros_like(x)}
+
+  config = types.SimpleNamespace(batch_size=16, monitor_examples=10000)
+  ctx = suites.Context(predict=predict, eval_data={"test": test}, config=config, mesh=None,
+                       figures_dir=str(tmp_path), log=lambda _: None)
+  out = suites.SUITES["reconstruction"].final(ctx, 0.1)
+  want = np.mean(np.square(np.clip(images / 255.0 + 0.1, 0, 1) - images / 255.0))
+  np.testing.assert_allclose(out["reconstruction_mse"], want, rtol=1e-5)
+  for name in ("reconstructions.png", "samples.png"):
+    with open(tmp_path / name, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  np.testing.assert_allclose(suites.SUITES["reconstruction"].monitor(ctx, 0.0)["reconstruction_mse"], 0.0, atol=1e-12)
