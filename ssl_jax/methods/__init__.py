@@ -21,8 +21,8 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, rotnet, simclr,
-                                 simsiam, vae)
+from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, mae, rotnet,
+                                 simclr, simsiam, vae)
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -36,6 +36,7 @@ METHODS = {
     "denoising_autoencoder": denoising_autoencoder,
     "contractive_autoencoder": contractive_autoencoder,
     "vae": vae,
+    "mae": mae,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

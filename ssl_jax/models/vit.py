@@ -114,8 +114,19 @@ class ViT(nn.Module):
     return self.hidden_dim
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    """Images [b, h, w, c] (normalised) to CLS features [b, hidden_dim] in the compute dtype."""
+  def __call__(self, x: jax.Array, *, train: bool, ids_keep: jax.Array | None = None,
+               return_tokens: bool = False) -> jax.Array:
+    """Images [b, h, w, c] (normalised) to CLS features [b, hidden_dim] in the compute dtype.
+
+    Args:
+      x: normalised images [b, h, w, c].
+      train: training mode (stochastic depth).
+      ids_keep: optional int [b, k]: only these patch tokens (raster order, after their position embeddings
+        are added) go through the blocks, with the CLS token: MAE's encoder on the visible patches. The
+        other patches are never seen. None: every patch (the same computation as before this option).
+      return_tokens: return every output token after the final LayerNorm, [b, 1 + k, hidden_dim] (CLS
+        first, then the kept patches in the order of `ids_keep`, or all n patches), not the CLS features.
+    """
     if self.pos_embed not in POS_EMBEDS:
       raise ValueError(f"ViT pos_embed must be one of {POS_EMBEDS}; got {self.pos_embed!r}.")
     if self.hidden_dim % self.num_heads != 0:
@@ -140,6 +151,11 @@ class ViT(nn.Module):
     else:
       pos = jnp.asarray(sincos_pos_embed(gh, gw, dim))
     x = x + pos[None].astype(x.dtype)
+    if ids_keep is not None:
+      if ids_keep.ndim != 2 or ids_keep.shape[0] != b:
+        raise ValueError(f"ViT ids_keep must be [b, k] indices of patches for the batch of {b}; got shape "
+                         f"{ids_keep.shape}.")
+      x = jnp.take_along_axis(x, ids_keep[:, :, None].astype(jnp.int32), axis=1)
     cls = self.param("cls_token", nn.initializers.truncated_normal(0.02), (1, 1, dim),
                      self.param_dtype)
     x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, dim)).astype(x.dtype), x], axis=1)
@@ -150,7 +166,13 @@ class ViT(nn.Module):
                        param_dtype=self.param_dtype, name=f"block{i}")(x, train=train)
     x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, param_dtype=self.param_dtype,
                      name="final_ln")(x)
-    return x[:, 0]
+    return x if return_tokens else x[:, 0]
+
+
+def vit_mini(patch_size: int = 7, **kwargs: Any) -> ViT:
+  """A 4-block, 128-wide ViT with 4 heads (0.8M params) for 28x28 images on a CPU; kwargs override fields."""
+  fields = {"patch_size": patch_size, "hidden_dim": 128, "depth": 4, "num_heads": 4}
+  return ViT(**{**fields, **kwargs})
 
 
 def vit_tiny(patch_size: int = 16, **kwargs: Any) -> ViT:

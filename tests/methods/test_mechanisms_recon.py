@@ -140,3 +140,48 @@ def test_reconstruction_suite_writes_the_pngs_and_the_mse(tmp_path):
     with open(tmp_path / name, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   np.testing.assert_allclose(suites.SUITES["reconstruction"].monitor(ctx, 0.0)["reconstruction_mse"], 0.0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------- mae
+
+
+def test_vit_on_a_subset_of_patches_keeps_the_ordinary_call():
+  from ssl_jax.models import vit
+  model = vit.vit_mini(patch_size=2, image_size=8)
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 1))
+  v = model.init(jax.random.PRNGKey(1), x, train=False)
+  cls = model.apply(v, x, train=False)
+  every = jnp.broadcast_to(jnp.arange(16), (3, 16))
+  tokens = model.apply(v, x, train=False, ids_keep=every, return_tokens=True)
+  assert cls.shape == (3, 128) and tokens.shape == (3, 17, 128)
+  np.testing.assert_allclose(tokens[:, 0], cls, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(model.apply(v, x, train=False, ids_keep=every), cls, rtol=1e-5, atol=1e-5)
+
+
+def test_mae_encoder_sees_only_the_visible_quarter_and_the_loss_is_on_masked_patches():
+  from ssl_jax.methods.ssl import mae
+  from ssl_jax.losses.reconstruction import patchify, unpatchify
+  plan, before, _, metrics, batch = _first_step("mae", **{"mae.flip": False, "eval.online_probe": False})
+  m = plan.method
+  assert m.num_patches == 16 and m.mask_ratio == 0.75
+  x = (batch["image"].astype(np.float32) / 255.0 - np.asarray(m.mean)) / np.asarray(m.std)
+  key = jax.random.split(jax.random.fold_in(before.rng, before.step))[1]
+  fwd = jax.jit(lambda x: mae.forward(m, before.params, x, key, train=True))
+  pred, target, mask, tokens = jax.device_get(fwd(x))
+  b = x.shape[0]
+  assert tokens.shape == (b, 1 + 4, 128)  # CLS + the 4 visible patches of 16
+  np.testing.assert_array_equal(mask.sum(1), 12)
+  # Changing the pixels of masked patches leaves the encoder's output unchanged; a visible patch changes it.
+  noise = np.random.default_rng(0).normal(size=target.shape).astype(np.float32)
+  hide = unpatchify(jnp.asarray(target + noise * mask[..., None]), 2)
+  show = unpatchify(jnp.asarray(target + noise * (1 - mask[..., None])), 2)
+  _close(fwd(hide)[3], tokens, rtol=1e-5, atol=1e-5)
+  assert np.abs(fwd(show)[3] - tokens).max() > 1e-3
+  # NumPy loss from the paper's formula, over the masked patches only, with per-patch normalised targets.
+  t = patchify(jnp.asarray(x), 2)
+  np.testing.assert_allclose(t, target)
+  t = np.asarray(t, np.float64)
+  t = (t - t.mean(-1, keepdims=True)) / np.sqrt(t.var(-1, ddof=1, keepdims=True) + 1e-6)
+  per = np.mean((pred - t) ** 2, axis=-1)
+  want = np.mean([per[i][mask[i] == 1].mean() for i in range(b)])
+  np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-4)
