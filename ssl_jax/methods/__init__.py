@@ -21,8 +21,8 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, mae, rotnet,
-                                 simclr, simsiam, vae)
+from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
+                                 rotnet, simclr, simsiam, vae)
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -37,6 +37,7 @@ METHODS = {
     "contractive_autoencoder": contractive_autoencoder,
     "vae": vae,
     "mae": mae,
+    "jigsaw": jigsaw,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

@@ -34,6 +34,8 @@ CASES = {
     "vae": ("configs/ssl/vae_fashion_mnist.py", {"batch_size": 16, "vae.latent_dim": 4, "vae.decoder_widths": (16, 8)}),
     "mae": ("configs/ssl/mae_fashion_mnist.py", {"batch_size": 16, "model.patch_size": 2, "mae.decoder_dim": 16,
                                                  "mae.decoder_depth": 1, "mae.decoder_heads": 2}),
+    "jigsaw": ("configs/ssl/jigsaw_fashion_mnist.py", {"batch_size": 16, "jigsaw.num_permutations": 10,
+                                                       "jigsaw.tile_size": 0, "jigsaw.head_hidden_dim": 16}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -185,3 +185,31 @@ def test_mae_encoder_sees_only_the_visible_quarter_and_the_loss_is_on_masked_pat
   per = np.mean((pred - t) ** 2, axis=-1)
   want = np.mean([per[i][mask[i] == 1].mean() for i in range(b)])
   np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ jigsaw
+
+
+def test_jigsaw_tiles_are_shuffled_by_the_labelled_maximal_hamming_permutation():
+  from ssl_jax.losses.pretext import jigsaw_permutations
+  from ssl_jax.methods.ssl import jigsaw
+  plan = trainer.preflight(tiny_config("jigsaw"))
+  m = plan.method
+  np.testing.assert_array_equal(m.permutations, jigsaw_permutations(10, grid=3, seed=0))
+  perms = np.asarray(m.permutations)
+  hamming = (perms[:, None] != perms[None]).sum(-1)[~np.eye(10, dtype=bool)]
+  assert hamming.min() >= 7  # far apart: 10 of the 9! permutations chosen by minimal distance
+  # 9x9 images with a distinct value per pixel: no crop needed, 3x3 cells of 3x3 pixels.
+  images = np.arange(32 * 81, dtype=np.int64).reshape(32, 9, 9, 1) % 251
+  images = images.astype(np.uint8)
+  tiles, labels = jigsaw.puzzles(jax.random.PRNGKey(3), images, grid=3, permutations=m.permutations,
+                                 tile_size=None, mean=(0.0,), std=(1 / 255.0,))
+  tiles, labels = np.asarray(tiles), np.asarray(labels)
+  assert tiles.shape == (32, 9, 3, 3, 1) and labels.shape == (32,)
+  assert len(np.unique(labels)) > 3 and labels.min() >= 0 and labels.max() < 10
+  for i in range(32):
+    for t in range(9):
+      s = perms[labels[i], t]  # output position t holds the raster-order tile s
+      r, c = divmod(s, 3)
+      np.testing.assert_allclose(tiles[i, t], images[i, 3 * r:3 * r + 3, 3 * c:3 * c + 3].astype(np.float32),
+                                 atol=1e-3)
