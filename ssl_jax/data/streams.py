@@ -6,7 +6,7 @@ this process at every step:
 
 | spec | batch (this process's rows of the global batch) | families |
 | --- | --- | --- |
-| `Images()` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe) | self-supervised |
+| `Images(with_index)` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe), and "index": int32 [B] (the rows' positions in the training split, for a memory bank) with `with_index` | self-supervised |
 | `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} | semi-supervised |
 | `Bags(target_class, mean_size, std_size, ...)` | {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B], "instance_label": int32 [B, n]} | multiple-instance learning |
 | `FolderBags(root, test_root, image_size, ...)` | {"instances", "mask", "label"}: patients' image folders (reads its own data) | multiple-instance learning |
@@ -128,7 +128,12 @@ class Images:
   """Unlabelled images: global batch `step` is `batch_indices(N, B, step=step, seed=seed)`.
 
   The labels ride along for the online probe only (a linear head on stop-gradient features).
+
+  Attributes:
+    with_index: also give each row's position in the training split, "index" int32 [B] (PIRL's memory bank
+      is indexed by it); the images and labels are the same either way.
   """
+  with_index: bool = False
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
     _fits(batch_size, info, "images")
@@ -136,20 +141,20 @@ class Images:
 
   def build(self, data: Data, *, batch_size: int, seed: int) -> ImageStream:
     self.check(batch_size=batch_size, info=data.info)
-    return ImageStream(data, batch_size, seed)
+    return ImageStream(data, batch_size, seed, with_index=self.with_index)
 
 
 class ImageStream(Stream):
 
-  def __init__(self, data: Data, batch_size: int, seed: int):
-    self._data, self._b, self._seed = data, batch_size, seed
+  def __init__(self, data: Data, batch_size: int, seed: int, *, with_index: bool = False):
+    self._data, self._b, self._seed, self._with_index = data, batch_size, seed, with_index
     self.groups = {"image": batch_size}
     self.eval_data = {"train": data.train, "test": data.test}
     self.name = data.name
 
   def local_batch(self, step, *, process_index=None, process_count=None):
     return array_batch(self._data.train, global_batch_size=self._b, step=step, seed=self._seed,
-                       process_index=process_index, process_count=process_count)
+                       process_index=process_index, process_count=process_count, include_index=self._with_index)
 
   def describe(self):
     return f"{self.name}: {len(self._data.train)} training images {self._data.train.image_shape}"

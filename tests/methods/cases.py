@@ -36,6 +36,8 @@ CASES = {
                                                  "mae.decoder_depth": 1, "mae.decoder_heads": 2}),
     "jigsaw": ("configs/ssl/jigsaw_fashion_mnist.py", {"batch_size": 16, "jigsaw.num_permutations": 10,
                                                        "jigsaw.tile_size": 0, "jigsaw.head_hidden_dim": 16}),
+    "pirl": ("configs/ssl/pirl_fashion_mnist.py", {"batch_size": 16, "pirl.num_permutations": 10, "pirl.tile_size": 0,
+                                                   "pirl.proj_dim": 8, "pirl.num_negatives": 64}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -213,3 +213,45 @@ def test_jigsaw_tiles_are_shuffled_by_the_labelled_maximal_hamming_permutation()
       r, c = divmod(s, 3)
       np.testing.assert_allclose(tiles[i, t], images[i, 3 * r:3 * r + 3, 3 * c:3 * c + 3].astype(np.float32),
                                  atol=1e-3)
+
+
+# -------------------------------------------------------------------------------------------- pirl
+
+
+def test_pirl_memory_bank_is_an_ema_of_the_image_embeddings_at_the_stream_indices():
+  from ssl_jax.methods.ssl import pirl
+  plan, before, after, metrics, batch = _first_step("pirl")
+  m = plan.method
+  stream = trainer.load_stream(plan)
+  idx = batch["index"]
+  np.testing.assert_array_equal(batch["image"], stream.eval_data["train"].images[idx])
+  assert len(np.unique(idx)) == len(idx) and m.bank_size == len(stream.eval_data["train"])
+  # f(I) of the step, recomputed from the state before it with the step's own key.
+  k_views = jax.random.split(jax.random.fold_in(before.rng, before.step))[0]
+  x, tiles = pirl.views(m, k_views, batch["image"])
+  f_img = np.asarray(jax.jit(lambda x, t: pirl.embed(m, before.params, before.batch_stats, x, t)[0])(x, tiles),
+                     np.float64)
+  old = before.extra["bank"].astype(np.float64)
+  want = 0.5 * old[idx] + 0.5 * f_img
+  want /= np.linalg.norm(want, axis=1, keepdims=True)
+  new = after.extra["bank"]
+  np.testing.assert_allclose(new[idx], want, rtol=1e-4, atol=1e-5)
+  others = np.setdiff1d(np.arange(m.bank_size), idx)
+  np.testing.assert_array_equal(new[others], before.extra["bank"][others])
+  np.testing.assert_allclose(np.linalg.norm(new, axis=1), 1.0, rtol=1e-5)
+  assert set(after.batch_stats) == set(before.batch_stats)
+  np.testing.assert_allclose(metrics["train/loss"], 0.5 * metrics["train/loss_jigsaw"] + 0.5 * metrics["train/loss_image"],
+                             rtol=1e-6)
+
+
+def test_images_stream_gives_the_index_only_when_asked():
+  from ssl_jax.data import streams
+  plan = trainer.preflight(tiny_config("rotnet"))
+  data = trainer.load_stream(plan)
+  plain = streams.Images().build(streams.Data(data.eval_data["train"], data.eval_data["test"]), batch_size=8, seed=0)
+  indexed = streams.Images(with_index=True).build(streams.Data(data.eval_data["train"], data.eval_data["test"]),
+                                                  batch_size=8, seed=0)
+  a, b = plain.global_batch(3), indexed.global_batch(3)
+  assert set(a) == {"image", "label"} and set(b) == {"image", "label", "index"}
+  np.testing.assert_array_equal(a["image"], b["image"])
+  np.testing.assert_array_equal(a["image"], data.eval_data["train"].images[b["index"]])
