@@ -22,7 +22,7 @@ from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
 from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
-                                 pirl, rotnet, simclr, simsiam, vae)
+                                 pirl, rotnet, simclr, simsiam, vae, vq_vae)
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -39,6 +39,7 @@ METHODS = {
     "mae": mae,
     "jigsaw": jigsaw,
     "pirl": pirl,
+    "vq_vae": vq_vae,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from ssl_jax.models.conv import Conv
-from ssl_jax.models.convnet import conv_kernel_init
+from ssl_jax.models.convnet import conv_kernel_init, max_pool_2x2
 
 Dtype = Any
 
@@ -29,7 +29,7 @@ def upsample_2x(x: jax.Array) -> jax.Array:
 
 
 class ConvDecoder(nn.Module):
-  """Codes [b, d] to images [b, h, w, c] (unbounded outputs).
+  """Codes [b, d] (or a grid of codes [b, h / 2^k, w / 2^k, d]) to images [b, h, w, c] (unbounded outputs).
 
   Attributes:
     image_shape: (h, w, c) of the images; h and w divisible by 2^(len(widths) - 1).
@@ -44,7 +44,7 @@ class ConvDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
-    """Codes [b, d] to images [b, h, w, c]; `train` is accepted for a uniform call and unused."""
+    """Codes [b, d] or [b, h', w', d] to images [b, h, w, c]; `train` is accepted for a uniform call and unused."""
     del train
     h, w, c = self.image_shape
     if not self.widths:
@@ -53,11 +53,18 @@ class ConvDecoder(nn.Module):
     if h % f or w % f:
       raise ValueError(f"ConvDecoder with {len(self.widths)} widths upsamples by {f}, which must divide the "
                        f"image size {h}x{w}; use fewer decoder widths.")
-    if z.ndim != 2:
-      raise ValueError(f"ConvDecoder expects codes [b, d]; got shape {z.shape}.")
-    x = nn.Dense((h // f) * (w // f) * self.widths[0], dtype=self.dtype, param_dtype=self.param_dtype,
-                 name="dense")(z)
-    x = nn.relu(x).reshape(z.shape[0], h // f, w // f, self.widths[0])
+    if z.ndim == 4:  # a grid of codes (VQ-VAE): a conv instead of the dense layer
+      if z.shape[1:3] != (h // f, w // f):
+        raise ValueError(f"ConvDecoder with {len(self.widths)} widths needs a {h // f}x{w // f} grid of codes for "
+                         f"{h}x{w} images; got {z.shape[1:3]}.")
+      x = nn.relu(Conv(self.widths[0], (3, 3), padding=1, kernel_init=conv_kernel_init, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name="grid_in")(z))
+    elif z.ndim == 2:
+      x = nn.Dense((h // f) * (w // f) * self.widths[0], dtype=self.dtype, param_dtype=self.param_dtype,
+                   name="dense")(z)
+      x = nn.relu(x).reshape(z.shape[0], h // f, w // f, self.widths[0])
+    else:
+      raise ValueError(f"ConvDecoder expects codes [b, d] or a grid [b, h', w', d]; got shape {z.shape}.")
     for i, width in enumerate(self.widths):
       if i:
         x = upsample_2x(x)
@@ -65,3 +72,25 @@ class ConvDecoder(nn.Module):
                param_dtype=self.param_dtype, name=f"conv{i}")(x)
       x = nn.relu(x)
     return Conv(c, (3, 3), padding=1, dtype=self.dtype, param_dtype=self.param_dtype, name="out")(x)
+
+
+class ConvGridEncoder(nn.Module):
+  """Images [b, h, w, c] to a grid of codes [b, h / 2^k, w / 2^k, dim] (VQ-VAE's encoder, no pooling).
+
+  conv3x3-ReLU for each width, a 2x2 max-pool after each but the last (k = len(widths) - 1 pools), then a
+  1x1 conv to `dim`. No BatchNorm: an image's codes do not depend on its batch (a tokenizer).
+  """
+  widths: Sequence[int] = (32, 64, 64)
+  dim: int = 32
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+    del train
+    for i, width in enumerate(self.widths):
+      x = nn.relu(Conv(width, (3, 3), padding=1, kernel_init=conv_kernel_init, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name=f"conv{i}")(x))
+      if i < len(self.widths) - 1:
+        x = max_pool_2x2(x)
+    return Conv(self.dim, (1, 1), padding=0, dtype=self.dtype, param_dtype=self.param_dtype, name="out")(x)

@@ -38,6 +38,8 @@ CASES = {
                                                        "jigsaw.tile_size": 0, "jigsaw.head_hidden_dim": 16}),
     "pirl": ("configs/ssl/pirl_fashion_mnist.py", {"batch_size": 16, "pirl.num_permutations": 10, "pirl.tile_size": 0,
                                                    "pirl.proj_dim": 8, "pirl.num_negatives": 64}),
+    "vq_vae": ("configs/ssl/vq_vae_fashion_mnist.py", {"batch_size": 16, "vq_vae.codebook_size": 16, "vq_vae.embed_dim": 4,
+                                                       "vq_vae.encoder_widths": (8, 16), "vq_vae.decoder_widths": (16, 8)}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -255,3 +255,45 @@ def test_images_stream_gives_the_index_only_when_asked():
   assert set(a) == {"image", "label"} and set(b) == {"image", "label", "index"}
   np.testing.assert_array_equal(a["image"], b["image"])
   np.testing.assert_array_equal(a["image"], data.eval_data["train"].images[b["index"]])
+
+
+# ------------------------------------------------------------------------------------------ vq_vae
+
+
+def test_vq_vae_straight_through_gradient_and_codebook_commitment_terms():
+  from ssl_jax.methods.ssl import vq_vae
+  rng = np.random.default_rng(0)
+  z_e = jnp.asarray(rng.normal(size=(3, 2, 2, 4)), jnp.float32)
+  codebook = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+  idx, z_q = vq_vae.quantize(z_e, codebook)
+  d = ((np.asarray(z_e)[..., None, :] - np.asarray(codebook)) ** 2).sum(-1)
+  np.testing.assert_array_equal(idx, d.argmin(-1))
+  np.testing.assert_allclose(z_q, np.asarray(codebook)[d.argmin(-1)])
+  w = jnp.asarray(rng.normal(size=z_e.shape), jnp.float32)
+  decoder_loss = lambda z: jnp.sum(w * z ** 3)  # any function of the codes the decoder sees
+
+  def total(z_e, codebook, which):
+    _, z_q = vq_vae.quantize(z_e, codebook)
+    z_st, cb, cm = vq_vae.vq_losses(z_e, z_q)
+    return {"decoder": decoder_loss(z_st), "codebook": cb, "commitment": cm}[which]
+
+  # Straight-through: the encoder receives the decoder's gradient at z_q, unchanged; the codebook none of it.
+  g_e, g_c = jax.grad(total, argnums=(0, 1))(z_e, codebook, "decoder")
+  np.testing.assert_allclose(g_e, 3 * np.asarray(w) * np.asarray(z_q) ** 2, rtol=1e-5)
+  np.testing.assert_allclose(g_c, 0.0)
+  # Codebook loss: moves only the chosen codebook rows, towards z_e; commitment loss: moves only z_e.
+  g_e, g_c = jax.grad(total, argnums=(0, 1))(z_e, codebook, "codebook")
+  np.testing.assert_allclose(g_e, 0.0)
+  want = np.zeros((6, 4))
+  for i, k in enumerate(np.asarray(idx).reshape(-1)):
+    want[k] += 2 * (np.asarray(z_q).reshape(-1, 4)[i] - np.asarray(z_e).reshape(-1, 4)[i]) / z_e.size
+  np.testing.assert_allclose(g_c, want, rtol=1e-5, atol=1e-7)
+  g_e, g_c = jax.grad(total, argnums=(0, 1))(z_e, codebook, "commitment")
+  np.testing.assert_allclose(g_c, 0.0)
+  np.testing.assert_allclose(g_e, 2 * (np.asarray(z_e) - np.asarray(z_q)) / z_e.size, rtol=1e-5, atol=1e-7)
+  # The step's loss: reconstruction + codebook + beta * commitment (the two VQ terms have the same value).
+  _, _, _, metrics, _ = _first_step("vq_vae")
+  np.testing.assert_allclose(metrics["train/codebook_loss"], metrics["train/commitment_loss"], rtol=1e-6)
+  np.testing.assert_allclose(metrics["train/loss"], metrics["train/recon_mse"] + 1.25 * metrics["train/codebook_loss"],
+                             rtol=1e-5)
+  assert 1.0 <= metrics["train/perplexity"] <= 16
