@@ -21,7 +21,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import (autoencoder, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
+from ssl_jax.methods.ssl import (autoencoder, beit, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
                                  pirl, rotnet, simclr, simsiam, vae, vq_vae)
 from ssl_jax.methods.transfer import dann, finetune
 
@@ -40,6 +40,7 @@ METHODS = {
     "jigsaw": jigsaw,
     "pirl": pirl,
     "vq_vae": vq_vae,
+    "beit": beit,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

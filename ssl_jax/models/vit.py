@@ -115,7 +115,7 @@ class ViT(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, ids_keep: jax.Array | None = None,
-               return_tokens: bool = False) -> jax.Array:
+               return_tokens: bool = False, mask: jax.Array | None = None) -> jax.Array:
     """Images [b, h, w, c] (normalised) to CLS features [b, hidden_dim] in the compute dtype.
 
     Args:
@@ -126,6 +126,9 @@ class ViT(nn.Module):
         other patches are never seen. None: every patch (the same computation as before this option).
       return_tokens: return every output token after the final LayerNorm, [b, 1 + k, hidden_dim] (CLS
         first, then the kept patches in the order of `ids_keep`, or all n patches), not the CLS features.
+      mask: optional bool [b, n]: these patches' embeddings are replaced by a learned `mask_token` before
+        the position embeddings are added (BEiT's masked image modelling). The parameter exists only in
+        models initialised with a mask.
     """
     if self.pos_embed not in POS_EMBEDS:
       raise ValueError(f"ViT pos_embed must be one of {POS_EMBEDS}; got {self.pos_embed!r}.")
@@ -141,6 +144,11 @@ class ViT(nn.Module):
                 name="patch_embed")(x)
     b, gh, gw, _ = x.shape
     x = x.reshape(b, gh * gw, dim)
+    if mask is not None:
+      if mask.shape != (b, gh * gw):
+        raise ValueError(f"ViT mask must be [b, n] = {(b, gh * gw)} for these images; got {mask.shape}.")
+      token = self.param("mask_token", nn.initializers.truncated_normal(0.02), (1, 1, dim), self.param_dtype)
+      x = jnp.where(mask[:, :, None], token.astype(x.dtype), x)
     if self.pos_embed == "learned":
       g = self.image_size // p
       pos = self.param("pos_embed", nn.initializers.truncated_normal(0.02), (g, g, dim),

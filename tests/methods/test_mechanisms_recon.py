@@ -297,3 +297,47 @@ def test_vq_vae_straight_through_gradient_and_codebook_commitment_terms():
   np.testing.assert_allclose(metrics["train/loss"], metrics["train/recon_mse"] + 1.25 * metrics["train/codebook_loss"],
                              rtol=1e-5)
   assert 1.0 <= metrics["train/perplexity"] <= 16
+
+
+# -------------------------------------------------------------------------------------------- beit
+
+
+def test_beit_phase_two_loads_the_vq_vae_tokenizer_and_never_updates_it(tmp_path):
+  from ssl_jax.methods.ssl import vq_vae
+  from ssl_jax.train.checkpoint import Checkpointer
+  # Phase 1: a two-step VQ-VAE whose tokenizer (encoder + codebook) gives the 4x4 grid of a patch-2 ViT on 8x8.
+  phase1 = str(tmp_path / "vq_vae")
+  vq = tiny_config("vq_vae", **{"total_steps": 2, "eval.final": False, "eval_every_steps": 0,
+                                "checkpoint_every_steps": 2})
+  trainer.train_and_evaluate(vq, phase1)
+  plan1 = trainer.preflight(vq)
+  ckpt = Checkpointer(phase1, keep=2)
+  try:
+    saved, _ = ckpt.restore_latest(plan1.abstract_state, move_damaged=False)
+  finally:
+    ckpt.close()
+  tokenizer = jax.device_get(saved.params["encoder"])
+  # Phase 2 with init_from: the tokenizer's architecture comes from the phase-1 config (not beit's fields).
+  plan = trainer.preflight(tiny_config("beit", **{"init_from": phase1, "beit.tokenizer": "init_from",
+                                                  "beit.tokenizer_widths": (4, 4), "beit.codebook_size": 3}))
+  assert plan.method.tokenizer.codebook_size == 16 and plan.method.tokenizer.widths == (8, 16)
+  pretrained = trainer.pretrained_parts(plan.config, plan.mesh)
+  state = jax.jit(lambda r: plan.module.init(plan.method, r, pretrained))(jax.random.PRNGKey(0))
+  _close(jax.device_get(state.extra["tokenizer"]), tokenizer, rtol=0, atol=0)
+  assert set(state.params) == {"encoder", "head", "probe"}
+  batch = trainer.load_stream(plan).global_batch(0)
+  step = jax.jit(functools.partial(plan.module.step, plan.method))
+  before_vit = jax.device_get(state.params["encoder"])
+  for _ in range(2):
+    state, metrics = step(state, batch)
+  _close(jax.device_get(state.extra["tokenizer"]), tokenizer, rtol=0, atol=0)  # frozen, bit for bit
+  assert np.abs(jax.device_get(state.params["encoder"])["patch_embed"]["kernel"]
+                - before_vit["patch_embed"]["kernel"]).max() > 0  # while the ViT trains
+  # The targets are the phase-1 tokenizer's codes: the loss is the masked-position cross-entropy against them.
+  m = plan.method
+  x = (batch["image"].astype(np.float32) / 255.0 - np.asarray(m.mean)) / np.asarray(m.std)
+  codes = np.asarray(vq_vae.tokens(plan.method.tokenizer, tokenizer, x))
+  assert codes.shape == (len(x), 16) and codes.max() < 16
+  assert 0 <= metrics["train/token_top1"] <= 1 and np.isfinite(metrics["train/loss"])
+  with pytest.raises(ValueError, match="init_from"):
+    trainer.preflight(tiny_config("beit", **{"beit.tokenizer": "init_from"}))
