@@ -48,7 +48,7 @@ def test_there_are_cifar_configs():
 def test_cifar_config_loads_its_data_and_traces(path):
   """The config's stream, init and step at the configured batch size and model, traced abstractly."""
   config = _config(path)
-  with _mocked(num_examples=max(256, 2 * config.batch_size)):
+  with _mocked(num_examples=max(1024, 16 * config.batch_size)):  # room for mu x batch_size unlabelled
     plan = trainer.preflight(config)
     batch = trainer.load_stream(plan).global_batch(0)
   state = jax.eval_shape(functools.partial(plan.module.init, plan.method), jax.random.PRNGKey(0))
@@ -63,7 +63,7 @@ def test_cifar_config_runs_two_steps(path, tmp_path):
   config = _config(path, total_steps=2, batch_size=16, checkpoint_every_steps=2, log_every_steps=1,
                    eval_every_steps=0, **{"eval.final": False})
   workdir = str(tmp_path / "run")
-  with _mocked(num_examples=256):
+  with _mocked(num_examples=512):
     results = trainer.train_and_evaluate(config, workdir)
   assert results["steps"] == 2
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
