@@ -9,6 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
+import baseline_vs_ssl  # noqa: E402  pylint: disable=wrong-import-position
+import semi_supervised  # noqa: E402  pylint: disable=wrong-import-position
 import ssl_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 
 TINY_SIMCLR = ["data.name=digits", "total_steps=4", "batch_size=32", "checkpoint_every_steps=2",
@@ -64,3 +66,67 @@ def test_ssl_benchmark_lists_every_ssl_method_and_refuses_unknown_ones(capsys):
   assert "error: no self-supervised method with a Fashion-MNIST config is called nope" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     ssl_benchmark.main(["--help"])
+
+
+def _fake_run(workdir, steps, results, monitored=()):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump({"steps": steps, "train_seconds": 60.0, **results}, f)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump({"total_steps": steps}, f)
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    f.write("".join(json.dumps({"step": i + 1, "eval/test_top1": v}) + "\n" for i, v in enumerate(monitored)))
+
+
+def test_semi_supervised_grid_reuses_runs_and_reports_mean_std_and_median(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  for seed, (base, fix) in enumerate(((0.75, 0.80), (0.77, 0.84))):
+    _fake_run(os.path.join(work, "supervised", f"labels250_seed{seed}"), 1200, {"test_top1": base}, [0.7, base])
+    _fake_run(os.path.join(work, "fixmatch", f"labels250_seed{seed}"), 1200, {"test_top1": fix},
+              [0.5, 0.9, 0.1, fix])
+  args = ["--methods=supervised,fixmatch", "--labels=250", "--seeds=0,1", "--median_of=3", f"--out={out}",
+          f"--workdirs={work}"]
+  assert semi_supervised.main(args) == 0
+  assert capsys.readouterr().out.count("reusing the finished run") == 4
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  assert "| `supervised` | 0.7600 ± 0.0100 |" in text and "| `fixmatch` | 0.8200 ± 0.0200 |" in text
+  # Medians of the last 3 evaluations: seed 0 median(0.9, 0.1, 0.80) = 0.80, seed 1 median(0.9, 0.1, 0.84) = 0.84.
+  assert text.count("| `fixmatch` | 0.8200 ± 0.0200 |") == 2
+  assert "250 labels: labelled-only baseline 0.7600; at or below it: none." in text
+  assert os.path.getsize(os.path.join(out, "semi_supervised.png")) > 1000
+  assert semi_supervised.main(["--methods=nope"]) == 2
+  assert semi_supervised.main(["--labels=25"]) == 2
+  assert "positive multiples of the 10 classes" in capsys.readouterr().err
+
+
+def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spread(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  for seed, (base, ssl) in enumerate(((0.80, 0.86), (0.82, 0.85))):
+    _fake_run(os.path.join(work, "fashion_mnist", f"baseline_seed{seed}"), 1200, {"test_top1": base})
+    _fake_run(os.path.join(work, "fashion_mnist", f"ssl_seed{seed}"), 1200, {"test_top1": ssl})
+  assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}"]) == 0
+  printed = capsys.readouterr().out
+  assert "Baseline (5000 labelled only): 0.8100 ± 0.0100" in printed
+  assert "Gain +0.0450 against a spread of 0.0100" in printed and "SSL is ahead by more" in printed
+  assert os.path.getsize(os.path.join(out, "baseline_vs_ssl_fashion_mnist.png")) > 1000
+  command = baseline_vs_ssl.phase_command("ssl", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch", labels=5000,
+                                          unlabelled=20000, seed=1, workdir="w", dataset="cifar10", data_dir="/d",
+                                          sets=["total_steps=10"])
+  assert "--config=configs/semi/fixmatch_fashion_mnist.py:labels=5000,label_seed=1" in command
+  assert "--config.fixmatch.unlabelled=20000" in command and "--config.data.name=cifar10" in command
+  assert "--config.total_steps=10" in command and not any("data_dir" in c for c in command)
+
+
+@pytest.mark.slow
+def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  tiny = ["data.name=digits", "total_steps=6", "checkpoint_every_steps=3", "eval_every_steps=3",
+          "model.widths=(8,16)", "batch_size=16"]  # common fields: --set applies to both phases
+  args = ["--seeds=0", "--labels=100", "--unlabelled=500", f"--out={out}", f"--workdirs={work}",
+          *(f"--set={s}" for s in tiny)]
+  assert baseline_vs_ssl.main(args) == 0
+  with open(os.path.join(work, "fashion_mnist", "ssl_seed0", "stream.json")) as f:
+    record = json.load(f)
+  assert record["num_unlabelled"] == 500 and record["num_labels"] == 100
+  assert os.path.exists(os.path.join(out, "results_fashion_mnist.md"))
