@@ -255,6 +255,79 @@ class LabelledUnlabelledStream(Stream):
     return f"{self.name}: {len(self.labelled_indices)} labelled training images{unl}"
 
 
+# ------------------------------------------------------------------------------------ graph nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class Nodes:
+  """Every training image as a node of a graph, in a fixed order: batch `step` is block `step % num_blocks`
+  of B consecutive nodes (the last block padded, `valid` False), so one pass over `num_blocks` steps sees every
+  node once. A class-balanced split of `num_labels` carries labels (the rest -1), named like
+  `LabelledUnlabelled`'s split: `<dataset>.<split_seed>@<num_labels>`. For graph-based methods (label
+  propagation), which build per-node state pass by pass.
+
+  Attributes:
+    num_labels: size of the labelled split (a multiple of the number of classes).
+    split_seed: seed of the split's draw.
+  """
+  num_labels: int = 250
+  split_seed: int = 0
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    if self.num_labels <= 0 or self.num_labels % info.num_classes:
+      raise ValueError(f"A graph over the training images needs a labelled split of a positive multiple of the "
+                       f"{info.num_classes} classes, got {self.num_labels} labels.")
+    if not info.train_examples:
+      raise ValueError("A graph over the training images needs their number before loading them; this dataset "
+                       "does not say it (use a dataset loaded into memory).")
+    return {"node": batch_size}
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> NodeStream:
+    self.check(batch_size=batch_size, info=data.info)
+    return NodeStream(self, data, batch_size)
+
+
+def num_node_blocks(num_nodes: int, batch_size: int) -> int:
+  """Steps of one pass over `num_nodes` nodes in blocks of `batch_size`."""
+  return -(-num_nodes // batch_size)
+
+
+class NodeStream(Stream):
+
+  def __init__(self, spec: Nodes, data: Data, batch_size: int):
+    train = data.train
+    self.labelled_indices = class_balanced_indices(train.labels, train.num_classes, num_labels=spec.num_labels,
+                                                   seed=spec.split_seed)
+    self.node_labels = np.full(len(train), -1, np.int32)
+    self.node_labels[self.labelled_indices] = train.labels[self.labelled_indices]
+    self.num_blocks = num_node_blocks(len(train), batch_size)
+    self._spec, self._train, self._b = spec, train, batch_size
+    self.groups = {"node": batch_size}
+    self.name = f"{data.name}.{spec.split_seed}@{spec.num_labels}"
+    self.eval_data = {"train": train.take(self.labelled_indices), "test": data.test,
+                      "unlabelled_train": train}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    b, n = self._b, len(self._train)
+    index = (step % self.num_blocks) * b + np.arange(b)
+    index = _slice(index, process_index, process_count)
+    valid = index < n
+    rows = np.where(valid, index, 0)
+    images = self._train.images[rows]
+    images[~valid] = 0
+    return {"index": index.astype(np.int32), "image": images,
+            "label": np.where(valid, self.node_labels[rows], -1).astype(np.int32), "valid": valid}
+
+  def record(self):
+    return {**super().record(), "num_labels": len(self.labelled_indices), "split_seed": self._spec.split_seed,
+            "labelled_indices": self.labelled_indices.tolist(), "num_nodes": len(self._train),
+            "num_blocks": self.num_blocks}
+
+  def describe(self):
+    return (f"{self.name}: a graph over {len(self._train)} training images, {len(self.labelled_indices)} of them "
+            f"labelled, in {self.num_blocks} blocks of {self._b}")
+
+
 # -------------------------------------------------------------------------------------------- bags
 
 

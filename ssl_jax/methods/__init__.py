@@ -20,7 +20,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
-from ssl_jax.methods.semi import co_training, fixmatch, self_training, supervised
+from ssl_jax.methods.semi import co_training, fixmatch, label_propagation, self_training, supervised
 from ssl_jax.methods.ssl import byol, simclr, simsiam
 from ssl_jax.methods.transfer import dann, finetune
 
@@ -34,6 +34,7 @@ METHODS = {
     "supervised": supervised,
     "self_training": self_training,
     "co_training": co_training,
+    "label_propagation": label_propagation,
     # multiple-instance learning: judged by bag AUC
     "mil": mil,
     # metric learning: judged by Recall@K on held-out classes

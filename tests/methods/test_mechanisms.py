@@ -373,3 +373,53 @@ def test_co_training_predicts_the_average_of_both_networks():
   probs = [np.asarray(jax.nn.softmax(classifier.logits(m.net, state.params[n], state.batch_stats[n], x,
                                                        train=False)[0])) for n in co_training.NETS]
   np.testing.assert_allclose(np.exp(out["logits"]), (probs[0] + probs[1]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_label_propagation_equals_a_numpy_reference_and_keeps_the_given_labels():
+  """Zhou et al.'s iteration on the kNN graph, written densely in NumPy from the formula, gives the same F;
+  the labelled nodes keep their one-hot labels at every iteration."""
+  plan = trainer.preflight(tiny_config("label_propagation"))
+  m, stream = plan.method, trainer.load_stream(plan)
+  assert (m.num_blocks, m.block) == (3, 512)
+  step = jax.jit(functools.partial(plan.module.step, m))
+  state = jax.jit(functools.partial(plan.module.init, m))(jax.random.PRNGKey(0))
+  for s in range(12):
+    state, metrics = step(state, stream.global_batch(s))
+    if s >= 6:
+      assert float(metrics["train/labelled_kept"]) == 1.0
+  extra = jax.device_get(state.extra)
+  # NumPy: unit features of the normalised pixels (stored in bfloat16), k nearest other nodes, a = max(0, cos)^3.
+  train = stream.eval_data["unlabelled_train"]
+  n = len(train)
+  x = (train.images.reshape(n, -1).astype(np.float32) / 255.0 - np.float32(m.mean[0])) / np.float32(m.std[0])
+  f = x / np.linalg.norm(x, axis=1, keepdims=True)
+  f = f.astype(jnp.bfloat16).astype(np.float32)
+  sims = f @ f.T
+  np.fill_diagonal(sims, -np.inf)
+  nbrs = np.argsort(-sims, axis=1)[:, :m.k]
+  a = np.zeros((n, n), np.float64)
+  for i in range(n):
+    a[i, nbrs[i]] = np.maximum(sims[i, nbrs[i]], 0.0) ** m.gamma
+  w = a + a.T
+  d = w.sum(1)
+  s_norm = w / np.sqrt(np.outer(d, d))
+  y = np.zeros((n, m.num_classes))
+  labelled = stream.labelled_indices
+  y[labelled, train.labels[labelled]] = 1.0
+  f_ref = y.copy()
+  for _ in range(6):
+    f_ref = m.alpha * s_norm @ f_ref + (1 - m.alpha) * y
+    f_ref[labelled] = y[labelled]
+  np.testing.assert_array_equal(np.sort(extra["neighbors"][:n], 1), np.sort(nbrs, 1))
+  np.testing.assert_allclose(extra["F"][:n], f_ref, rtol=2e-4, atol=1e-6)
+  np.testing.assert_array_equal(extra["F"][labelled], y[labelled])
+  assert not extra["valid"][n:].any() and not extra["F"][n:].any(), "the padding of the last block is no node"
+
+
+def test_label_propagation_refuses_bad_settings_in_one_sentence():
+  with pytest.raises(ValueError, match="give that run with --config.init_from=WORKDIR"):
+    trainer.preflight(tiny_config("label_propagation", **{"label_propagation.features": "encoder"}))
+  with pytest.raises(ValueError, match=r"set total_steps to 6 \+ the number of propagation iterations"):
+    trainer.preflight(tiny_config("label_propagation", total_steps=6))
+  with pytest.raises(ValueError, match="0 < alpha < 1"):
+    trainer.preflight(tiny_config("label_propagation", **{"label_propagation.alpha": 1.0}))
