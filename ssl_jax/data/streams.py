@@ -173,19 +173,29 @@ class LabelledUnlabelled:
   image, the labelled ones included (as FixMatch does), without its labels. Each part is an endless
   sequence of per-epoch permutations of its own, so a labelled set smaller than B works.
 
+  With `num_unlabelled` > 0 the unlabelled images are instead that many training images outside the
+  labelled split, drawn once with `split_seed` (the seed tutorial's "5,000 labelled + 20,000 unlabelled").
+
   Attributes:
     num_labels: size of the labelled split (a multiple of the number of classes), 0 for all.
     split_seed: seed of the split's draw.
     mu: unlabelled batch size as a multiple of B; 0 gives labelled batches only.
+    num_unlabelled: size of the unlabelled pool outside the labelled split; 0 uses every training image.
   """
   num_labels: int = 250
   split_seed: int = 0
   mu: int = 7
+  num_unlabelled: int = 0
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
-    if self.mu < 0 or self.num_labels < 0:
-      raise ValueError(f"The labelled/unlabelled stream needs labels >= 0 and mu >= 0, got {self.num_labels} "
-                       f"and {self.mu}.")
+    if self.mu < 0 or self.num_labels < 0 or self.num_unlabelled < 0:
+      raise ValueError(f"The labelled/unlabelled stream needs labels >= 0, mu >= 0 and unlabelled >= 0, got "
+                       f"{self.num_labels}, {self.mu} and {self.num_unlabelled}.")
+    if self.num_unlabelled and (not self.num_labels or (
+        info.train_examples and self.num_labels + self.num_unlabelled > info.train_examples)):
+      raise ValueError(f"{self.num_labels} labelled + {self.num_unlabelled} unlabelled images do not fit in the "
+                       f"{info.train_examples or 'available'} training images (the unlabelled pool lies outside "
+                       "a labelled split, so labels must be > 0); use fewer unlabelled images, or 0 for all.")
     if self.num_labels and (self.num_labels % info.num_classes or
                             (info.train_examples and self.num_labels > info.train_examples)):
       raise ValueError(f"{self.num_labels} labels cannot be split evenly over the {info.num_classes} classes"
@@ -215,8 +225,16 @@ class LabelledUnlabelledStream(Stream):
     self.groups = {"labelled": batch_size}
     if spec.mu:
       self.groups["unlabelled"] = spec.mu * batch_size
+    if spec.num_unlabelled:
+      others = np.setdiff1d(np.arange(len(train)), self.labelled_indices)
+      rng = np.random.default_rng([spec.split_seed, 2])
+      self.unlabelled_indices = np.sort(rng.choice(others, spec.num_unlabelled, replace=False))
+      self.name += f"+{spec.num_unlabelled}u"
+    else:
+      self.unlabelled_indices = np.arange(len(train))
     labelled = train.take(self.labelled_indices)
-    self.eval_data = {"train": labelled, "test": data.test, "unlabelled_train": train}
+    self.eval_data = {"train": labelled, "test": data.test,
+                      "unlabelled_train": train.take(self.unlabelled_indices) if spec.num_unlabelled else train}
 
   def local_batch(self, step, *, process_index=None, process_count=None):
     b, n_l = self._b, len(self.labelled_indices)
@@ -225,18 +243,94 @@ class LabelledUnlabelledStream(Stream):
     batch = {"labelled": {"image": self._train.images[rows], "label": self._train.labels[rows]}}
     if self._spec.mu:
       u = self._spec.mu * b
-      urows = _slice(sequence_indices(len(self._train), step * u, u, (self._seed, 1)), process_index,
+      pool = self.unlabelled_indices
+      urows = _slice(pool[sequence_indices(len(pool), step * u, u, (self._seed, 1))], process_index,
                      process_count)
       batch["unlabelled"] = {"image": self._train.images[urows]}
     return batch
 
   def record(self):
     return {**super().record(), "num_labels": len(self.labelled_indices),
-            "split_seed": self._spec.split_seed, "labelled_indices": self.labelled_indices.tolist()}
+            "split_seed": self._spec.split_seed, "labelled_indices": self.labelled_indices.tolist(),
+            **({"num_unlabelled": len(self.unlabelled_indices)} if self._spec.num_unlabelled else {})}
 
   def describe(self):
-    unl = (f" + {len(self._train)} unlabelled (batch {self._spec.mu} x {self._b})" if self._spec.mu else "")
+    unl = (f" + {len(self.unlabelled_indices)} unlabelled (batch {self._spec.mu} x {self._b})"
+           if self._spec.mu else "")
     return f"{self.name}: {len(self.labelled_indices)} labelled training images{unl}"
+
+
+# ------------------------------------------------------------------------------------ graph nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class Nodes:
+  """Every training image as a node of a graph, in a fixed order: batch `step` is block `step % num_blocks`
+  of B consecutive nodes (the last block padded, `valid` False), so one pass over `num_blocks` steps sees every
+  node once. A class-balanced split of `num_labels` carries labels (the rest -1), named like
+  `LabelledUnlabelled`'s split: `<dataset>.<split_seed>@<num_labels>`. For graph-based methods (label
+  propagation), which build per-node state pass by pass.
+
+  Attributes:
+    num_labels: size of the labelled split (a multiple of the number of classes).
+    split_seed: seed of the split's draw.
+  """
+  num_labels: int = 250
+  split_seed: int = 0
+
+  def check(self, *, batch_size: int, info) -> dict[str, int]:
+    if self.num_labels <= 0 or self.num_labels % info.num_classes:
+      raise ValueError(f"A graph over the training images needs a labelled split of a positive multiple of the "
+                       f"{info.num_classes} classes, got {self.num_labels} labels.")
+    if not info.train_examples:
+      raise ValueError("A graph over the training images needs their number before loading them; this dataset "
+                       "does not say it (use a dataset loaded into memory).")
+    return {"node": batch_size}
+
+  def build(self, data: Data, *, batch_size: int, seed: int) -> NodeStream:
+    self.check(batch_size=batch_size, info=data.info)
+    return NodeStream(self, data, batch_size)
+
+
+def num_node_blocks(num_nodes: int, batch_size: int) -> int:
+  """Steps of one pass over `num_nodes` nodes in blocks of `batch_size`."""
+  return -(-num_nodes // batch_size)
+
+
+class NodeStream(Stream):
+
+  def __init__(self, spec: Nodes, data: Data, batch_size: int):
+    train = data.train
+    self.labelled_indices = class_balanced_indices(train.labels, train.num_classes, num_labels=spec.num_labels,
+                                                   seed=spec.split_seed)
+    self.node_labels = np.full(len(train), -1, np.int32)
+    self.node_labels[self.labelled_indices] = train.labels[self.labelled_indices]
+    self.num_blocks = num_node_blocks(len(train), batch_size)
+    self._spec, self._train, self._b = spec, train, batch_size
+    self.groups = {"node": batch_size}
+    self.name = f"{data.name}.{spec.split_seed}@{spec.num_labels}"
+    self.eval_data = {"train": train.take(self.labelled_indices), "test": data.test,
+                      "unlabelled_train": train}
+
+  def local_batch(self, step, *, process_index=None, process_count=None):
+    b, n = self._b, len(self._train)
+    index = (step % self.num_blocks) * b + np.arange(b)
+    index = _slice(index, process_index, process_count)
+    valid = index < n
+    rows = np.where(valid, index, 0)
+    images = self._train.images[rows]
+    images[~valid] = 0
+    return {"index": index.astype(np.int32), "image": images,
+            "label": np.where(valid, self.node_labels[rows], -1).astype(np.int32), "valid": valid}
+
+  def record(self):
+    return {**super().record(), "num_labels": len(self.labelled_indices), "split_seed": self._spec.split_seed,
+            "labelled_indices": self.labelled_indices.tolist(), "num_nodes": len(self._train),
+            "num_blocks": self.num_blocks}
+
+  def describe(self):
+    return (f"{self.name}: a graph over {len(self._train)} training images, {len(self.labelled_indices)} of them "
+            f"labelled, in {self.num_blocks} blocks of {self._b}")
 
 
 # -------------------------------------------------------------------------------------------- bags

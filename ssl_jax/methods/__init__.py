@@ -20,7 +20,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
-from ssl_jax.methods.semi import fixmatch, supervised
+from ssl_jax.methods.semi import co_training, fixmatch, label_propagation, self_training, supervised
 from ssl_jax.methods.ssl import (autoencoder, beit, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
                                  pirl, rotnet, simclr, simsiam, vae, vq_vae)
 from ssl_jax.methods.transfer import dann, finetune
@@ -44,6 +44,9 @@ METHODS = {
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,
+    "self_training": self_training,
+    "co_training": co_training,
+    "label_propagation": label_propagation,
     # multiple-instance learning: judged by bag AUC
     "mil": mil,
     # metric learning: judged by Recall@K on held-out classes

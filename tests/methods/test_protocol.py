@@ -1,8 +1,8 @@
 """The shared tests every method passes (one line in `cases.CASES` adds a method to them):
 
 * a smoke run on tiny real data that writes its family's results, and `ssl_jax.evaluate` of it;
-* a run killed (SIGTERM, at whatever step the signal lands) and resumed equals an uninterrupted one,
-  loss for loss;
+* a run killed (SIGTERM, at whatever step the signal lands) and resumed equals the uninterrupted smoke run,
+  loss for loss (so evaluating during training does not change training either);
 * one step on 8 devices equals one step on 1 device (metrics, parameters, statistics, extra state).
 """
 
@@ -37,7 +37,9 @@ def _losses(workdir) -> dict[int, float]:
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
-def test_smoke_run_writes_the_family_results(method, tmp_path):
+def test_smoke_run_and_a_killed_and_resumed_run(method, tmp_path):
+  """The smoke run (with its evaluations) is also the reference of the resume check, which thereby checks
+  that evaluating during training never changes what training does."""
   workdir = str(tmp_path / method)
   results = trainer.train_and_evaluate(tiny_config(method), workdir)
   assert result_keys(method) <= set(results), results
@@ -60,6 +62,23 @@ def test_smoke_run_writes_the_family_results(method, tmp_path):
   assert evaluated["steps"] == 12 and result_keys(method) <= set(evaluated)
   for key in result_keys(method) - {"linear_probe_top1"}:  # the probe's shuffles make it vary a little
     np.testing.assert_allclose(evaluated[key], results[key], atol=1e-6, err_msg=key)
+  _check_kill_and_resume(method, losses, tmp_path)
+
+
+def _check_kill_and_resume(method, reference, tmp_path):
+  """A run killed by SIGTERM (at whatever step the signal lands) and resumed equals `reference`, loss for loss."""
+  config = tiny_config(method, **{"eval.final": False, "eval_every_steps": 0})
+  killed = str(tmp_path / "killed")
+  watcher = _sigterm_when(lambda: os.path.join(killed, "checkpoints", "4"))
+  with pytest.raises(trainer.Interrupted, match=r"Stopped by SIGTERM at step (\d+); the checkpoint of step"):
+    trainer.train_and_evaluate(config, killed)
+  watcher.join()
+  steps = sorted(int(s) for s in os.listdir(os.path.join(killed, "checkpoints")) if s.isdigit())
+  assert steps and steps[-1] < 12, "the run finished before the signal"
+  trainer.train_and_evaluate(config, killed)
+  got = _losses(killed)
+  assert sorted(got) == list(range(1, 13))
+  np.testing.assert_allclose([got[s] for s in range(1, 13)], [reference[s] for s in range(1, 13)], rtol=1e-6)
 
 
 def _sigterm_when(path_fn, timeout=300.0):
@@ -72,24 +91,6 @@ def _sigterm_when(path_fn, timeout=300.0):
   thread = threading.Thread(target=watch, daemon=True)
   thread.start()
   return thread
-
-
-@pytest.mark.parametrize("method", METHOD_NAMES)
-def test_killed_and_resumed_run_equals_uninterrupted(method, tmp_path):
-  config = tiny_config(method, **{"eval.final": False, "eval_every_steps": 0})
-  reference = str(tmp_path / "reference")
-  trainer.train_and_evaluate(config, reference)
-  killed = str(tmp_path / "killed")
-  watcher = _sigterm_when(lambda: os.path.join(killed, "checkpoints", "4"))
-  with pytest.raises(trainer.Interrupted, match=r"Stopped by SIGTERM at step (\d+); the checkpoint of step"):
-    trainer.train_and_evaluate(config, killed)
-  watcher.join()
-  steps = sorted(int(s) for s in os.listdir(os.path.join(killed, "checkpoints")) if s.isdigit())
-  assert steps and steps[-1] < 12, "the run finished before the signal"
-  trainer.train_and_evaluate(config, killed)
-  ref, got = _losses(reference), _losses(killed)
-  assert sorted(got) == list(range(1, 13))
-  np.testing.assert_allclose([got[s] for s in range(1, 13)], [ref[s] for s in range(1, 13)], rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
