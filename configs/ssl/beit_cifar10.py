@@ -32,6 +32,9 @@ def get_config():
 
   c.beit.tokenizer = "init_from"
   c.beit.mask_ratio = 0.4
+  c.beit.tokenizer_widths = (128, 256, 256)   # as configs/ssl/vq_vae_cifar10.py
+  c.beit.codebook_size = 512
+  c.beit.embed_dim = 64
 
   c.optim.name = "adamw"
   c.optim.lr = 1.5e-3

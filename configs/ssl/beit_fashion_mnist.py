@@ -33,6 +33,9 @@ def get_config():
 
   c.beit.tokenizer = "init_from"
   c.beit.mask_ratio = 0.4
+  c.beit.tokenizer_widths = (32, 64, 64)   # as configs/ssl/vq_vae_fashion_mnist.py
+  c.beit.codebook_size = 512
+  c.beit.embed_dim = 32
 
   c.optim.name = "adamw"
   c.optim.lr = 1e-3

@@ -317,9 +317,11 @@ def test_beit_phase_two_loads_the_vq_vae_tokenizer_and_never_updates_it(tmp_path
   finally:
     ckpt.close()
   tokenizer = jax.device_get(saved.params["encoder"])
-  # Phase 2 with init_from: the tokenizer's architecture comes from the phase-1 config (not beit's fields).
-  plan = trainer.preflight(tiny_config("beit", **{"init_from": phase1, "beit.tokenizer": "init_from",
-                                                  "beit.tokenizer_widths": (4, 4), "beit.codebook_size": 3}))
+  # Phase 2 with init_from: the tokenizer's architecture must be the phase-1 run's.
+  with pytest.raises(ValueError, match="do not match the vq_vae run"):
+    trainer.preflight(tiny_config("beit", **{"init_from": phase1, "beit.tokenizer": "init_from",
+                                             "beit.codebook_size": 8}))
+  plan = trainer.preflight(tiny_config("beit", **{"init_from": phase1, "beit.tokenizer": "init_from"}))
   assert plan.method.tokenizer.codebook_size == 16 and plan.method.tokenizer.widths == (8, 16)
   pretrained = trainer.pretrained_parts(plan.config, plan.mesh)
   state = jax.jit(lambda r: plan.module.init(plan.method, r, pretrained))(jax.random.PRNGKey(0))

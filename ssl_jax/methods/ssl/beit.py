@@ -10,10 +10,10 @@ predicts the tokenizer's code of each masked patch:
 
 The tokenizer sees the whole image and is frozen: it lives in state.extra["tokenizer"] (never in the
 optimised params, so no gradient or optimizer update reaches it) and every step returns it unchanged. Its
-architecture is read from the phase-1 run's config.json, and its grid must match the ViT's patch grid
-(`model.patch_size`). Patches are masked uniformly at random, `int(n * mask_ratio)` per image (the paper masks
-about 40% in random blocks). `tokenizer="random"` uses a frozen, randomly initialised tokenizer of the
-`tokenizer_*` fields instead (no phase 1; the random-projection-quantiser baseline, and what the shared tests
+architecture is given by the `tokenizer_*` fields, which must equal the phase-1 run's (checked against its
+config.json), and its grid must match the ViT's patch grid (`model.patch_size`). Patches are masked uniformly at random, `int(n * mask_ratio)` per image (the paper masks
+about 40% in random blocks). `tokenizer="random"` uses a frozen, randomly initialised tokenizer of that
+architecture instead (no phase 1; the random-projection-quantiser baseline, and what the shared tests
 run). The probes read the ViT's CLS features of unmasked images.
 
 Phase 1 and 2 on Fashion-MNIST:
@@ -22,8 +22,9 @@ Phase 1 and 2 on Fashion-MNIST:
   python -m ssl_jax.main --config=configs/ssl/beit_fashion_mnist.py --workdir=workdirs/beit_fashion_mnist \\
       --config.init_from=workdirs/vq_vae_fashion_mnist
 
-Config section `beit`: `tokenizer` ("init_from" or "random"), `mask_ratio`, and for a random tokenizer
-`tokenizer_widths`, `codebook_size`, `embed_dim` (as the `vq_vae` fields).
+Config section `beit`: `tokenizer` ("init_from" or "random"), `mask_ratio`, and the tokenizer's architecture
+`tokenizer_widths`, `codebook_size`, `embed_dim` (the phase-1 run's `vq_vae.encoder_widths`, `codebook_size`,
+`embed_dim`).
 """
 
 from __future__ import annotations
@@ -80,18 +81,24 @@ class BEiT:
   from_init: bool
 
 
-def phase_one_section(config):
-  """The `vq_vae` section of the run named by `init_from` (its config.json), checked to fit this run."""
+def check_phase_one(config) -> None:
+  """When the run named by `init_from` exists: it must be the vq_vae run (phase 1) on this dataset, with the
+  tokenizer these `beit.tokenizer_*` fields describe. (A missing run is reported by the trainer when it loads.)"""
   from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(config.init_from, "config.json")
   if not os.path.exists(path):
-    raise ValueError(f"beit.tokenizer=init_from needs init_from=<workdir of a vq_vae run>; {path} does not exist.")
+    return
   with open(path) as f:
     other = config_lib.from_json(f.read(), where=path)
   if other.method != "vq_vae" or other.data.name != config.data.name:
     raise ValueError(f"init_from={config.init_from!r} is a {other.method} run on {other.data.name}; beit needs "
                      f"the vq_vae run (phase 1) on the same dataset, {config.data.name}.")
-  return other.vq_vae
+  s, v = config.beit, other.vq_vae
+  mine = (tuple(s.tokenizer_widths), s.codebook_size, s.embed_dim)
+  theirs = (tuple(v.encoder_widths), v.codebook_size, v.embed_dim)
+  if mine != theirs:
+    raise ValueError(f"beit.tokenizer_widths, codebook_size and embed_dim {mine} do not match the vq_vae run in "
+                     f"{config.init_from} {theirs}; set them to its encoder_widths, codebook_size and embed_dim.")
 
 
 def make(config, info) -> BEiT:
@@ -111,10 +118,9 @@ def make(config, info) -> BEiT:
     raise ValueError(f"model.patch_size={p} must divide the {h}x{w} images.")
   dtype = common.DTYPES[config.model.dtype]
   if s.tokenizer == "init_from":
-    section = phase_one_section(config)
-  else:
-    section = ml_collections.ConfigDict({"encoder_widths": s.tokenizer_widths, "decoder_widths": s.tokenizer_widths,
-                                         "codebook_size": s.codebook_size, "embed_dim": s.embed_dim})
+    check_phase_one(config)
+  section = ml_collections.ConfigDict({"encoder_widths": s.tokenizer_widths, "decoder_widths": s.tokenizer_widths,
+                                       "codebook_size": s.codebook_size, "embed_dim": s.embed_dim})
   tokenizer = vq_vae.make_tokenizer(section, info.image_shape, dtype)
   f = 2 ** (len(tokenizer.widths) - 1)
   if (h // f, w // f) != (h // p, w // p):
