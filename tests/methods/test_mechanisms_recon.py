@@ -308,7 +308,8 @@ def test_beit_phase_two_loads_the_vq_vae_tokenizer_and_never_updates_it(tmp_path
   # Phase 1: a two-step VQ-VAE whose tokenizer (encoder + codebook) gives the 4x4 grid of a patch-2 ViT on 8x8.
   phase1 = str(tmp_path / "vq_vae")
   vq = tiny_config("vq_vae", **{"total_steps": 2, "eval.final": False, "eval_every_steps": 0,
-                                "checkpoint_every_steps": 2})
+                                "checkpoint_every_steps": 2, "vq_vae.encoder_widths": (8, 16),
+                                "vq_vae.decoder_widths": (16, 8)})
   trainer.train_and_evaluate(vq, phase1)
   plan1 = trainer.preflight(vq)
   ckpt = Checkpointer(phase1, keep=2)
