@@ -6,7 +6,8 @@ encoder's frozen features score it on the 10,000 test images, beside the raw-pix
 
   python -m ssl_jax.main --config=configs/ssl/contractive_autoencoder_fashion_mnist.py --workdir=workdirs/contractive_autoencoder_fashion_mnist
 
-Budget: 700 steps (the penalty costs about 0.6 of a step more), about 7 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
+Budget: 700 steps (the penalty costs about 0.6 of a step more), about 7 minutes of training on 2 CPU cores
+(estimated from the step cost relative to RotNet).
 Result when we ran it: queued, not run yet.
 """
 
