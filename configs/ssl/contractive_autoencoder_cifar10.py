@@ -1,8 +1,9 @@
 r"""Contractive auto-encoder, ResNet-18 (CIFAR stem) encoder and a 4-stage ConvDecoder, CIFAR-10, for a GPU/TPU.
 
-Needs the TFDS `cifar10` dataset. Rifai et al. 2011 (lambda 0.1; the penalty on 8 examples per batch, 4096 VJPs through ResNet-18); the 512 pooled ResNet-18 features are the code (an
-under-complete code of 3072 pixels), decoded from a 4x4 grid. Adam(W) lr 1e-3 with a cosine decay, batch
-256, 200 epochs, no augmentation: the usual recipe of convolutional auto-encoder baselines.
+Needs the TFDS `cifar10` dataset. Rifai et al. 2011 (lambda 0.1; the penalty on 8 examples per batch, 4096
+VJPs through ResNet-18); the 512 pooled ResNet-18 features are the code (an under-complete code of 3072
+pixels), decoded from a 4x4 grid. Adam(W) lr 1e-3 with a cosine decay, batch 256, 200 epochs, no augmentation:
+the usual recipe of convolutional auto-encoder baselines.
 
   python -m ssl_jax.main --config=configs/ssl/contractive_autoencoder_cifar10.py --workdir=$WORKDIR
 

@@ -1,8 +1,9 @@
 r"""VAE, ResNet-18 (CIFAR stem) encoder and a 4-stage ConvDecoder, CIFAR-10, for a GPU/TPU.
 
-Needs the TFDS `cifar10` dataset. Kingma & Welling 2014 (Gaussian likelihood with a fixed sigma of 0.1 on pixels in [0, 1], 128 latents); the 512 pooled ResNet-18 features are the code (an
-under-complete code of 3072 pixels), decoded from a 4x4 grid. Adam(W) lr 1e-3 with a cosine decay, batch
-256, 200 epochs, no augmentation: the usual recipe of convolutional auto-encoder baselines.
+Needs the TFDS `cifar10` dataset. Kingma & Welling 2014 (Gaussian likelihood with a fixed sigma of 0.1 on
+pixels in [0, 1], 128 latents); the posterior reads the 512 pooled ResNet-18 features, the decoder starts from a 4x4
+grid. Adam(W) lr 1e-3 with a cosine decay, batch 256, 200 epochs, no augmentation:
+the usual recipe of convolutional auto-encoder baselines.
 
   python -m ssl_jax.main --config=configs/ssl/vae_cifar10.py --workdir=$WORKDIR
 

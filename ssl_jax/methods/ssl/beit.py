@@ -8,13 +8,13 @@ predicts the tokenizer's code of each masked patch:
 
   loss = 1/|M| sum_{(b, n) in M} CE( head(ViT(x with patches M masked))_{b, n}, tokenizer(x)_{b, n} )
 
-The tokenizer sees the whole image and is frozen: it lives in state.extra["tokenizer"] (never in the
-optimised params, so no gradient or optimizer update reaches it) and every step returns it unchanged. Its
-architecture is given by the `tokenizer_*` fields, which must equal the phase-1 run's (checked against its
-config.json), and its grid must match the ViT's patch grid (`model.patch_size`). Patches are masked uniformly at random, `int(n * mask_ratio)` per image (the paper masks
-about 40% in random blocks). `tokenizer="random"` uses a frozen, randomly initialised tokenizer of that
-architecture instead (no phase 1; the random-projection-quantiser baseline, and what the shared tests
-run). The probes read the ViT's CLS features of unmasked images.
+The tokenizer sees the whole image and is frozen: it lives in state.extra["tokenizer"] (never in the optimised
+params, so no gradient or optimizer update reaches it) and every step returns it unchanged. Its architecture
+is given by the `tokenizer_*` fields, which must equal the phase-1 run's (checked against its config.json),
+and its grid must match the ViT's patch grid (`model.patch_size`). Patches are masked uniformly at random,
+`int(n * mask_ratio)` per image (the paper masks about 40% in random blocks). `tokenizer="random"` uses a
+frozen, randomly initialised tokenizer of that architecture instead (no phase 1; the random-projection-
+quantiser baseline, and what the shared tests run). The probes read the ViT's CLS features of unmasked images.
 
 Phase 1 and 2 on Fashion-MNIST:
 

@@ -14,8 +14,8 @@ pixels. The loss is on the masked patches only, against the per-patch normalised
 With 75% of the image hidden, the task cannot be solved by interpolating neighbouring pixels: the encoder has
 to infer the object from a few fragments. The probes read the CLS features of the encoder on the whole,
 unmasked image (the ViT's ordinary call); the online probe, to cost nothing, reads the CLS token of the masked
-pass (a live signal, below what the final probes see). MAE features are known to be weak under a linear probe (the paper's
-point is fine-tuning: 68% linear vs 83.6% fine-tuned for ViT-B on ImageNet). Images get a random horizontal
+pass (a live signal, below what the final probes see). MAE features are known to be weak under a linear probe
+(the paper's point is fine-tuning: 68% linear vs 83.6% fine-tuned for ViT-B on ImageNet). Images get a random horizontal
 flip (the paper also uses random resized crops, which small images do not need).
 
 Config section `mae`: `mask_ratio`, `decoder_dim`, `decoder_depth`, `decoder_heads`, `norm_pix_loss`, `flip`.
