@@ -30,6 +30,7 @@ Config section `beit`: `tokenizer` ("init_from" or "random"), `mask_ratio`, and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import flax.linen as nn
@@ -84,18 +85,18 @@ class BEiT:
 def check_phase_one(config) -> None:
   """When the run named by `init_from` exists: it must be the vq_vae run (phase 1) on this dataset, with the
   tokenizer these `beit.tokenizer_*` fields describe. (A missing run is reported by the trainer when it loads.)"""
-  from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(config.init_from, "config.json")
   if not os.path.exists(path):
     return
   with open(path) as f:
-    other = config_lib.from_json(f.read(), where=path)
-  if other.method != "vq_vae" or other.data.name != config.data.name:
-    raise ValueError(f"init_from={config.init_from!r} is a {other.method} run on {other.data.name}; beit needs "
-                     f"the vq_vae run (phase 1) on the same dataset, {config.data.name}.")
-  s, v = config.beit, other.vq_vae
+    other = json.load(f)
+  method, data = other.get("method"), other.get("data", {}).get("name")
+  if method != "vq_vae" or data != config.data.name:
+    raise ValueError(f"init_from={config.init_from!r} is a {method} run on {data}; beit needs the vq_vae run "
+                     f"(phase 1) on the same dataset, {config.data.name}.")
+  s, v = config.beit, other["vq_vae"]
   mine = (tuple(s.tokenizer_widths), s.codebook_size, s.embed_dim)
-  theirs = (tuple(v.encoder_widths), v.codebook_size, v.embed_dim)
+  theirs = (tuple(v["encoder_widths"]), v["codebook_size"], v["embed_dim"])
   if mine != theirs:
     raise ValueError(f"beit.tokenizer_widths, codebook_size and embed_dim {mine} do not match the vq_vae run in "
                      f"{config.init_from} {theirs}; set them to its encoder_widths, codebook_size and embed_dim.")
