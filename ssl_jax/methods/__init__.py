@@ -20,7 +20,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
-from ssl_jax.methods.semi import fixmatch, supervised
+from ssl_jax.methods.semi import fixmatch, mean_teacher, pseudo_label, supervised
 from ssl_jax.methods.ssl import byol, simclr, simsiam
 from ssl_jax.methods.transfer import dann, finetune
 
@@ -32,6 +32,8 @@ METHODS = {
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,
+    "pseudo_label": pseudo_label,
+    "mean_teacher": mean_teacher,
     # multiple-instance learning: judged by bag AUC
     "mil": mil,
     # metric learning: judged by Recall@K on held-out classes

@@ -26,6 +26,10 @@ CASES = {
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),
+    "pseudo_label": ("configs/semi/pseudo_label_fashion_mnist.py", {"batch_size": 16, "pseudo_label.labels": 50,
+                                                                    "pseudo_label.mu": 2}),
+    "mean_teacher": ("configs/semi/mean_teacher_fashion_mnist.py", {"batch_size": 16, "mean_teacher.labels": 50,
+                                                                    "mean_teacher.mu": 2}),
     "mil": ("configs/mil/mil_fashion_mnist.py", {
         "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16), "mil.train_bags": 64,
         "mil.test_bags": 64, "mil.attention_dim": 16, "mil.clam_weight": 0.3, "mil.clam_top_k": 2}),
