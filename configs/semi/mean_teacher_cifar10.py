@@ -1,14 +1,17 @@
 r"""Mean Teacher, WRN-28-2, CIFAR-10 with 40 labels (4 per class): USB's classic-CV setting, for a GPU/TPU.
 
 Needs the TFDS `cifar10` dataset (downloaded by TFDS on a machine with internet, or prepared in
---config.data.tfds_data_dir). Hyperparameters are USB's (config/classic_cv/meanteacher/meanteacher_cifar10_40_0.yaml): batch 64 labelled + 1 x 64 unlabelled,
-SGD with Nesterov momentum 0.9, lr 0.03, weight decay 5e-4, 2^20 steps with cosine decay, EMA 0.999; consistency weight lambda_u 50 ramped up linearly over the first 40% of training (USB's ramp-up; the paper's is sigmoid).
-The label budget and the split's seed are arguments:
+--config.data.tfds_data_dir). Hyperparameters are USB's
+(config/classic_cv/meanteacher/meanteacher_cifar10_40_0.yaml): batch 64 labelled + 1 x 64 unlabelled, SGD with
+Nesterov momentum 0.9, lr 0.03, weight decay 5e-4, 2^20 steps with cosine decay, EMA 0.999; consistency weight
+lambda_u 50 ramped up linearly over the first 40% of training (USB's ramp-up; the paper's is sigmoid). The
+label budget and the split's seed are arguments:
 
   python -m ssl_jax.main --config=configs/semi/mean_teacher_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/mean_teacher_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR
 
-Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report 70.09% error (about 0.30 top-1) for Mean Teacher at 40 labels, for comparison.
+Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report
+70.09% error (about 0.30 top-1) for Mean Teacher at 40 labels, for comparison.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -1,13 +1,14 @@
 r"""Mean Teacher, small ConvNet, Fashion-MNIST with a class-balanced split of 250 labels (25 per class).
 
-The same network, optimiser and split as configs/semi/fixmatch_fashion_mnist.py (compare with it and with
-the labelled-only baseline configs/semi/supervised_fashion_mnist.py). The label budget and the split's seed
-are arguments:
+The same network, optimiser and split as configs/semi/fixmatch_fashion_mnist.py (compare with it and with the
+labelled-only baseline configs/semi/supervised_fashion_mnist.py). The label budget and the split's seed are
+arguments:
 
   python -m ssl_jax.main --config=configs/semi/mean_teacher_fashion_mnist.py --workdir=workdirs/mean_teacher_fmnist_250
   python -m ssl_jax.main --config=configs/semi/mean_teacher_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
 
-Budget: 1200 steps (unlabelled batch 7 x 32; the student and the teacher each see a weak view), about 4 minutes of training on 2 CPU cores).
+Budget: 1200 steps (unlabelled batch 7 x 32; the student and the teacher each see a weak view), about 4
+minutes of training on 2 CPU cores.
 Result when we ran it: queued, not run yet.
 """
 

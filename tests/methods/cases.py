@@ -30,6 +30,8 @@ CASES = {
                                                                     "pseudo_label.mu": 2}),
     "mean_teacher": ("configs/semi/mean_teacher_fashion_mnist.py", {"batch_size": 16, "mean_teacher.labels": 50,
                                                                     "mean_teacher.mu": 2}),
+    "pi_model": ("configs/semi/pi_model_fashion_mnist.py", {"batch_size": 16, "pi_model.labels": 50,
+                                                            "pi_model.mu": 2}),
     "mil": ("configs/mil/mil_fashion_mnist.py", {
         "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16), "mil.train_bags": 64,
         "mil.test_bags": 64, "mil.attention_dim": 16, "mil.clam_weight": 0.3, "mil.clam_top_k": 2}),

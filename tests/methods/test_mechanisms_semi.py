@@ -129,3 +129,29 @@ def test_mean_teacher_teacher_is_the_ema_of_the_student_and_gets_no_gradient():
   want = jax.tree.map(lambda t, s: a * t + (1 - a) * s, before.extra["ema"]["params"], after.params)
   jax.tree.map(lambda got, w: np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6),
                after.extra["ema"]["params"], want)
+
+
+# ---------------------------------------------------------------------------------------- pi-model
+
+
+def test_pi_model_two_augmentations_must_agree_with_a_sigmoid_rampup():
+  total = tiny_config("pi_model").total_steps
+  plan, state, batch, step_fn = _setup("pi_model", at_step=total // 4)
+  m = plan.method
+  t = (total // 4) / (0.4 * total)
+  np.testing.assert_allclose(m.unsup_weight(total // 4), m.lambda_u * np.exp(-5 * (1 - t) ** 2), rtol=1e-6)
+  x = plan.module.inputs(m, state, batch)
+  b, ub = batch["labelled"]["label"].shape[0], batch["unlabelled"]["image"].shape[0]
+  u1, u2 = np.asarray(x[b:b + ub]), np.asarray(x[b + ub:])
+  assert u1.shape == u2.shape == (ub, *x.shape[1:]) and not np.allclose(u1, u2), "two different views"
+  logits = _logits(plan, state.params, state.batch_stats, x)
+  want = np.mean(np.mean((_softmax(logits[b:b + ub]) - _softmax(logits[b + ub:])) ** 2, -1))
+  _, metrics = _run(step_fn, state, batch)
+  np.testing.assert_allclose(metrics["train/unsup_loss"], want, rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/loss"], metrics["train/sup_loss"] + m.unsup_weight(total // 4) * want,
+                             rtol=1e-4)
+  # Without augmentation the two views are the same image: nothing to agree on.
+  plan, state, batch, step_fn = _setup("pi_model", at_step=total, **{"pi_model.views.flip_p": 0.0,
+                                                                      "pi_model.views.pad_fraction": 0.0})
+  _, metrics = _run(step_fn, state, batch)
+  np.testing.assert_allclose(metrics["train/unsup_loss"], 0.0, atol=1e-9)
