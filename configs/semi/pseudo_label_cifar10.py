@@ -1,10 +1,11 @@
 r"""Pseudo-Label, WRN-28-2, CIFAR-10 with 40 labels (4 per class): USB's classic-CV setting, for a GPU/TPU.
 
 Needs the TFDS `cifar10` dataset (downloaded by TFDS on a machine with internet, or prepared in
---config.data.tfds_data_dir). Hyperparameters are USB's (config/classic_cv/pseudolabel/pseudolabel_cifar10_40_0.yaml):
-batch 64 labelled + 64 unlabelled (uratio 1), SGD with Nesterov momentum 0.9, lr 0.03, weight decay 5e-4,
-2^20 steps with cosine decay, threshold 0.95, lambda_u 1 ramped up over the first 40% of training, EMA 0.999.
-The label budget and the split's seed are arguments:
+--config.data.tfds_data_dir). Hyperparameters are USB's
+(config/classic_cv/pseudolabel/pseudolabel_cifar10_40_0.yaml): batch 64 labelled + 64 unlabelled (uratio 1),
+SGD with Nesterov momentum 0.9, lr 0.03, weight decay 5e-4, 2^20 steps with cosine decay, threshold 0.95,
+lambda_u 1 ramped up over the first 40% of training, EMA 0.999. The label budget and the split's seed are
+arguments:
 
   python -m ssl_jax.main --config=configs/semi/pseudo_label_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/pseudo_label_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR

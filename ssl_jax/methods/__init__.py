@@ -20,7 +20,8 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
-from ssl_jax.methods.semi import fixmatch, mean_teacher, pi_model, pseudo_label, supervised
+from ssl_jax.methods.semi import (fixmatch, flexmatch, mean_teacher, mixmatch, pi_model, pseudo_label, supervised, uda,
+                                  vat)
 from ssl_jax.methods.ssl import byol, simclr, simsiam
 from ssl_jax.methods.transfer import dann, finetune
 
@@ -35,6 +36,10 @@ METHODS = {
     "pseudo_label": pseudo_label,
     "mean_teacher": mean_teacher,
     "pi_model": pi_model,
+    "vat": vat,
+    "uda": uda,
+    "mixmatch": mixmatch,
+    "flexmatch": flexmatch,
     # multiple-instance learning: judged by bag AUC
     "mil": mil,
     # metric learning: judged by Recall@K on held-out classes

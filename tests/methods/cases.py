@@ -32,6 +32,12 @@ CASES = {
                                                                     "mean_teacher.mu": 2}),
     "pi_model": ("configs/semi/pi_model_fashion_mnist.py", {"batch_size": 16, "pi_model.labels": 50,
                                                             "pi_model.mu": 2}),
+    "vat": ("configs/semi/vat_fashion_mnist.py", {"batch_size": 16, "vat.labels": 50, "vat.mu": 2}),
+    "uda": ("configs/semi/uda_fashion_mnist.py", {"batch_size": 16, "uda.labels": 50, "uda.mu": 2}),
+    "mixmatch": ("configs/semi/mixmatch_fashion_mnist.py", {"batch_size": 16, "mixmatch.labels": 50,
+                                                            "mixmatch.mu": 2}),
+    "flexmatch": ("configs/semi/flexmatch_fashion_mnist.py", {"batch_size": 16, "flexmatch.labels": 50,
+                                                              "flexmatch.mu": 2}),
     "mil": ("configs/mil/mil_fashion_mnist.py", {
         "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16), "mil.train_bags": 64,
         "mil.test_bags": 64, "mil.attention_dim": 16, "mil.clam_weight": 0.3, "mil.clam_top_k": 2}),

@@ -1,6 +1,7 @@
 """What makes each semi-supervised method that method, on one step of its tiny run, against NumPy
 references written from the papers' formulas."""
 
+import dataclasses
 import functools
 
 import jax
@@ -155,3 +156,158 @@ def test_pi_model_two_augmentations_must_agree_with_a_sigmoid_rampup():
                                                                       "pi_model.views.pad_fraction": 0.0})
   _, metrics = _run(step_fn, state, batch)
   np.testing.assert_allclose(metrics["train/unsup_loss"], 0.0, atol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------- VAT
+
+
+@pytest.mark.parametrize("eps", [6.0, 0.5])
+def test_vat_perturbation_has_norm_eps_per_example_and_is_adversarial(eps):
+  plan, state, batch, _ = _setup("vat", **{"vat.eps": eps})
+  m = plan.method
+  _, u, key = plan.module.inputs(m, state, batch)
+  logits_u = jnp.asarray(_logits(plan, state.params, state.batch_stats, u), jnp.float32)
+  r_adv = np.asarray(jax.jit(functools.partial(plan.module.adversarial_perturbation, m))(
+      state.params, state.batch_stats, u, logits_u, key), np.float64)
+  assert r_adv.shape == u.shape
+  np.testing.assert_allclose(np.sqrt((r_adv ** 2).sum(axis=(1, 2, 3))), eps, rtol=1e-5)
+  # The power iteration finds a direction that moves the prediction more than random ones of the same norm.
+  rand = np.random.default_rng(0).normal(size=(4, *u.shape))
+  rand *= eps / np.sqrt((rand ** 2).sum(axis=(2, 3, 4), keepdims=True))
+
+  def kl(r):
+    p = _logits(plan, state.params, state.batch_stats, u + jnp.asarray(r, jnp.float32))
+    return np.mean(np.sum(_softmax(logits_u) * (_log_softmax(logits_u) - _log_softmax(p)), -1))
+  assert kl(r_adv) > 2 * max(kl(r) for r in rand), (kl(r_adv), [kl(r) for r in rand])
+
+
+# --------------------------------------------------------------------------------------------- UDA
+
+
+def test_uda_tsa_thresholds_follow_the_paper():
+  from ssl_jax.methods.semi import uda
+  for k in (0, 30, 100):
+    t = k / 100
+    for schedule, a in (("linear", t), ("log", 1 - np.exp(-5 * t)), ("exp", np.exp(5 * (t - 1)))):
+      np.testing.assert_allclose(uda.tsa_threshold(schedule, k, 100, 10), a * 0.9 + 0.1, rtol=1e-6)
+    np.testing.assert_allclose(uda.tsa_threshold("none", k, 100, 10), 1.0)
+
+
+def test_uda_sharpens_weak_targets_masks_unconfident_ones_and_anneals_the_labelled_signal():
+  total = 1_000_000  # linear TSA at step 1: eta = 0.1 + 0.9e-6, just above chance
+  plan, state, batch, _ = _setup("uda", at_step=1)
+  x = plan.module.inputs(plan.method, state, batch)
+  b, ub = batch["labelled"]["label"].shape[0], batch["unlabelled"]["image"].shape[0]
+  logits = _logits(plan, state.params, state.batch_stats, x)
+  weak, strong = logits[b:b + ub], logits[b + ub:]
+  beta = float(np.median(_softmax(weak).max(-1)))
+  # Labels the model gives more than chance (the argmax) for half the batch, less (the argmin) for the rest.
+  probs = _softmax(logits[:b])
+  labels = np.where(np.arange(b) % 2 == 0, probs.argmax(-1), probs.argmin(-1)).astype(np.int32)
+  batch = {**batch, "labelled": {**batch["labelled"], "label": labels}}
+  plan, state, _, step_fn = _setup("uda", at_step=1, **{"uda.threshold": beta, "uda.tsa": "linear",
+                                                        "uda.temperature": 0.4, "total_steps": total})
+  _, metrics = _run(step_fn, state, batch)
+  eta = 0.1 + 0.9 / total
+  np.testing.assert_allclose(metrics["train/tsa_threshold"], eta, rtol=1e-6)
+  q = _softmax(weak / 0.4)  # sharpened, with the temperature
+  mask = _softmax(weak).max(-1) > beta  # confidence of the unsharpened prediction
+  kl = np.sum(q * (np.log(q) - _log_softmax(strong)), -1)
+  assert 0 < mask.mean() < 1
+  np.testing.assert_allclose(metrics["train/mask_ratio"], mask.mean(), atol=1e-6)
+  np.testing.assert_allclose(metrics["train/unsup_loss"], np.mean(np.where(mask, kl, 0.0)), rtol=1e-4)
+  p_true = probs[np.arange(b), labels]
+  keep = p_true <= eta  # TSA drops the examples already predicted above eta
+  np.testing.assert_array_equal(keep, np.arange(b) % 2 == 1)
+  np.testing.assert_allclose(metrics["train/tsa_kept"], keep.mean(), atol=1e-6)
+  np.testing.assert_allclose(metrics["train/sup_loss"], np.mean(np.where(keep, -np.log(p_true), 0.0)), rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------- MixMatch
+
+
+def test_mixmatch_mixed_labels_sum_to_one_and_keep_their_own_example_dominant():
+  total = tiny_config("mixmatch").total_steps
+  plan, state, batch, step_fn = _setup("mixmatch", at_step=total // 5)
+  m = plan.method
+  mix = jax.jit(functools.partial(plan.module.mix_batch, m))
+  mb = jax.device_get(mix(state, batch))
+  labels = np.asarray(batch["labelled"]["label"])
+  b, ub = len(labels), batch["unlabelled"]["image"].shape[0]
+  assert mb.targets_u.shape == (m.num_augmentations * ub, 10) and mb.u.shape[0] == m.num_augmentations * ub
+  for targets in (mb.targets_x, mb.targets_u, mb.guess):
+    assert np.all(targets >= 0)
+    np.testing.assert_allclose(targets.sum(-1), 1.0, rtol=1e-5)
+  # lambda' = max(lambda, 1 - lambda) >= 1/2: each mixed target keeps at least half of its own label.
+  assert np.all(mb.targets_x >= 0.5 * np.eye(10)[labels] - 1e-6)
+  assert np.all(mb.targets_u >= 0.5 * np.tile(mb.guess, (m.num_augmentations, 1)) - 1e-6)
+  assert np.any(mb.targets_x.max(-1) < 1 - 1e-3), "some labelled examples are mixed with another label"
+  # The guess is the mean prediction sharpened with temperature T: p^(1/T) / sum p^(1/T).
+  m1 = jax.device_get(jax.jit(functools.partial(plan.module.mix_batch, dataclasses.replace(m, temperature=1.0)))(
+      state, batch))
+  want = m1.guess ** (1 / m.temperature)
+  np.testing.assert_allclose(mb.guess, want / want.sum(-1, keepdims=True), rtol=1e-4, atol=1e-7)
+  # The losses: soft cross-entropy on the mixed labelled part, ramped L2 (mean over classes) on the rest.
+  logits = _logits(plan, state.params, state.batch_stats, jnp.concatenate([mb.x, mb.u]))
+  _, metrics = _run(step_fn, state, batch)
+  np.testing.assert_allclose(metrics["train/sup_loss"], np.mean(-np.sum(mb.targets_x * _log_softmax(logits[:b]), -1)),
+                             rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/unsup_loss"], np.mean((_softmax(logits[b:]) - mb.targets_u) ** 2),
+                             rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/unsup_weight"], m.lambda_u * (total // 5) / (0.4 * total), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------- FlexMatch
+
+
+def _flex_reference(selected, num_classes, tau, warmup):
+  """USB's FlexMatchThresholdingHook, with a Counter over the learning status, as plain Python."""
+  from collections import Counter
+  counter = Counter(selected.tolist())
+  acc = np.zeros(num_classes)
+  if max(counter.values()) < len(selected):  # not every image still unused
+    norm = max(counter.values()) if warmup else max(v for k, v in counter.items() if k != -1)
+    acc = np.array([counter[c] / norm for c in range(num_classes)])
+  return tau * acc / (2 - acc)
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_flexmatch_class_thresholds_are_the_convex_map_of_the_learning_status(warmup):
+  from ssl_jax.methods.semi import flexmatch
+  rng = np.random.default_rng(0)
+  for unused in (0, 100, 990, 1000):
+    selected = np.concatenate([np.full(unused, -1), rng.choice(10, 1000 - unused, p=np.arange(1, 11) / 55)])
+    got = flexmatch.class_thresholds(jnp.asarray(selected, jnp.int32), num_classes=10, threshold=0.95,
+                                     warmup=warmup)
+    np.testing.assert_allclose(got, _flex_reference(selected, 10, 0.95, warmup), rtol=1e-6, atol=1e-7)
+
+
+def test_flexmatch_thresholds_move_with_the_per_class_learning_status():
+  plan, state, batch, _ = _setup("flexmatch")
+  m = plan.method
+  x = plan.module.inputs(m, state, batch)
+  b, ub = batch["labelled"]["label"].shape[0], batch["unlabelled"]["image"].shape[0]
+  probs = _softmax(_logits(plan, state.params, state.batch_stats, x)[b:b + ub])
+  conf, pseudo = probs.max(-1), probs.argmax(-1)
+  tau = float(np.median(conf))
+  plan, state, batch, step_fn = _setup("flexmatch", **{"flexmatch.threshold": tau})
+  index = np.asarray(batch["unlabelled"]["index"])
+  n = m.num_unlabelled
+  # Nothing learnt yet: every threshold is 0 and every unlabelled image is used (USB's warm-up start).
+  after, metrics = _run(step_fn, state, batch)
+  np.testing.assert_allclose(metrics["train/mask_ratio"], 1.0)
+  # A status where the classes are learnt unevenly: class c has been predicted confidently for ~c% of images.
+  status = np.random.default_rng(1).choice(np.arange(-1, 10), n, p=np.r_[45, np.arange(1, 11)] / 100)
+  status[index] = -1
+  state = state.replace(extra={**state.extra, "selected": jnp.asarray(status, jnp.int32)})
+  after, metrics = _run(step_fn, state, batch)
+  thresholds = _flex_reference(status, 10, tau, True)
+  assert len(set(np.round(thresholds, 6))) == 10, "one threshold per class, each from its own status"
+  mask = conf >= thresholds[pseudo]
+  np.testing.assert_allclose(metrics["train/mask_ratio"], mask.mean(), atol=1e-6)
+  np.testing.assert_allclose(metrics["train/mean_threshold"], thresholds.mean(), rtol=1e-5)
+  # The status of the batch's images becomes their argmax where they were confident (max prob >= tau).
+  want = status.copy()
+  want[index] = np.where(conf >= tau, pseudo, -1)
+  assert 0 < (conf >= tau).mean() < 1
+  np.testing.assert_array_equal(after.extra["selected"], want)
