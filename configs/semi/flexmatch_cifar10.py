@@ -10,8 +10,8 @@ lambda_u 1. The label budget and the split's seed are arguments:
   python -m ssl_jax.main --config=configs/semi/flexmatch_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/flexmatch_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR
 
-Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report
-4.97% error (about 0.95 top-1) for FlexMatch at 40 labels, for comparison.
+Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); the FlexMatch paper
+(Table 1, TorchSSL) reports 4.97% error (about 0.95 top-1) for FlexMatch at 40 labels, for comparison.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

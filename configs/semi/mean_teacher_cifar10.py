@@ -10,8 +10,8 @@ label budget and the split's seed are arguments:
   python -m ssl_jax.main --config=configs/semi/mean_teacher_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/mean_teacher_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR
 
-Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report
-70.09% error (about 0.30 top-1) for Mean Teacher at 40 labels, for comparison.
+Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); the FlexMatch paper
+(Table 1, TorchSSL) reports 70.09% error (about 0.30 top-1) for Mean Teacher at 40 labels, for comparison.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

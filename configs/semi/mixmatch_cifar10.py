@@ -10,8 +10,8 @@ first 40% of training. The label budget and the split's seed are arguments:
   python -m ssl_jax.main --config=configs/semi/mixmatch_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/mixmatch_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR
 
-Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report
-36.19% error (about 0.64 top-1) for MixMatch at 40 labels, for comparison.
+Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); the FlexMatch paper
+(Table 1, TorchSSL) reports 36.19% error (about 0.64 top-1) for MixMatch at 40 labels, for comparison.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

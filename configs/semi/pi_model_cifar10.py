@@ -9,8 +9,8 @@ with cosine decay, EMA 0.999; consistency weight lambda_u 10 ramped up linearly 
   python -m ssl_jax.main --config=configs/semi/pi_model_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/pi_model_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR
 
-Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report
-74.34% error (about 0.26 top-1) for the Pi-model at 40 labels, for comparison.
+Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); the FlexMatch paper
+(Table 1, TorchSSL) reports 74.34% error (about 0.26 top-1) for the Pi-model at 40 labels, for comparison.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

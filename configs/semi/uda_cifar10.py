@@ -9,8 +9,8 @@ budget and the split's seed are arguments:
   python -m ssl_jax.main --config=configs/semi/uda_cifar10.py --workdir=$WORKDIR
   python -m ssl_jax.main --config=configs/semi/uda_cifar10.py:labels=250,label_seed=1 --workdir=$WORKDIR
 
-Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); USB/TorchSSL report
-10.62% error (about 0.89 top-1) for UDA at 40 labels, for comparison.
+Result when we ran it: not run yet (this machine has no accelerator and no CIFAR-10); the FlexMatch paper
+(Table 1, TorchSSL) reports 10.62% error (about 0.89 top-1) for UDA at 40 labels, for comparison.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

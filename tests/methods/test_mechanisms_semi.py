@@ -15,11 +15,15 @@ from ssl_jax.train import trainer
 from tests.methods.cases import tiny_config
 
 
-def _setup(method, at_step=0, **overrides):
-  """(plan, fresh state at step `at_step`, batch of that step, jitted step) of a tiny run on one device."""
+def _setup(method, at_step=0, state=None, **overrides):
+  """(plan, fresh state at step `at_step`, batch of that step, jitted step) of a tiny run on one device.
+
+  `state` (of the same model) is reused rather than initialised again when given.
+  """
   plan = trainer.preflight(tiny_config(method, **overrides))
   batch = trainer.load_stream(plan).global_batch(at_step)
-  state = jax.jit(functools.partial(plan.module.init, plan.method))(jax.random.PRNGKey(0))
+  if state is None:
+    state = jax.jit(functools.partial(plan.module.init, plan.method))(jax.random.PRNGKey(0))
   state = state.replace(step=jnp.asarray(at_step, jnp.int32))
   return plan, state, batch, jax.jit(functools.partial(plan.module.step, plan.method))
 
@@ -80,7 +84,8 @@ def test_pseudo_label_uses_only_confident_argmax_labels_after_the_rampup():
   logits_u = _logits(plan, state.params, state.batch_stats, x)[b:]
   conf = _softmax(logits_u).max(-1)
   tau = float(np.median(conf))
-  plan, state, batch, step_fn = _setup("pseudo_label", at_step=total, **{"pseudo_label.threshold": tau})
+  plan, state, batch, step_fn = _setup("pseudo_label", at_step=total, state=state,
+                                       **{"pseudo_label.threshold": tau})
   _, metrics = _run(step_fn, state, batch)
   mask = conf > tau
   want = np.mean(np.where(mask, -_log_softmax(logits_u)[np.arange(len(mask)), logits_u.argmax(-1)], 0.0))
@@ -152,8 +157,8 @@ def test_pi_model_two_augmentations_must_agree_with_a_sigmoid_rampup():
   np.testing.assert_allclose(metrics["train/loss"], metrics["train/sup_loss"] + m.unsup_weight(total // 4) * want,
                              rtol=1e-4)
   # Without augmentation the two views are the same image: nothing to agree on.
-  plan, state, batch, step_fn = _setup("pi_model", at_step=total, **{"pi_model.views.flip_p": 0.0,
-                                                                      "pi_model.views.pad_fraction": 0.0})
+  plan, state, batch, step_fn = _setup("pi_model", at_step=total, state=state,
+                                       **{"pi_model.views.flip_p": 0.0, "pi_model.views.pad_fraction": 0.0})
   _, metrics = _run(step_fn, state, batch)
   np.testing.assert_allclose(metrics["train/unsup_loss"], 0.0, atol=1e-9)
 
@@ -167,10 +172,16 @@ def test_vat_perturbation_has_norm_eps_per_example_and_is_adversarial(eps):
   m = plan.method
   _, u, key = plan.module.inputs(m, state, batch)
   logits_u = jnp.asarray(_logits(plan, state.params, state.batch_stats, u), jnp.float32)
-  r_adv = np.asarray(jax.jit(functools.partial(plan.module.adversarial_perturbation, m))(
+  perturb = lambda method: np.asarray(jax.jit(functools.partial(plan.module.adversarial_perturbation, method))(
       state.params, state.batch_stats, u, logits_u, key), np.float64)
-  assert r_adv.shape == u.shape
+  r_adv = perturb(m)
+  assert m.xi == 0 and r_adv.shape == u.shape
   np.testing.assert_allclose(np.sqrt((r_adv ** 2).sum(axis=(1, 2, 3))), eps, rtol=1e-5)
+  # The exact Hessian product (xi = 0) is the limit of the paper's finite difference grad D(xi d).
+  r_fd = perturb(dataclasses.replace(m, xi=1e-2))
+  np.testing.assert_allclose(np.sqrt((r_fd ** 2).sum(axis=(1, 2, 3))), eps, rtol=1e-5)
+  cosine = (r_adv * r_fd).sum(axis=(1, 2, 3)) / eps ** 2
+  assert np.median(cosine) > 0.98 and cosine.min() > 0.85, cosine  # (ReLU kinks within xi: not all 1)
   # The power iteration finds a direction that moves the prediction more than random ones of the same norm.
   rand = np.random.default_rng(0).normal(size=(4, *u.shape))
   rand *= eps / np.sqrt((rand ** 2).sum(axis=(2, 3, 4), keepdims=True))
@@ -205,7 +216,7 @@ def test_uda_sharpens_weak_targets_masks_unconfident_ones_and_anneals_the_labell
   probs = _softmax(logits[:b])
   labels = np.where(np.arange(b) % 2 == 0, probs.argmax(-1), probs.argmin(-1)).astype(np.int32)
   batch = {**batch, "labelled": {**batch["labelled"], "label": labels}}
-  plan, state, _, step_fn = _setup("uda", at_step=1, **{"uda.threshold": beta, "uda.tsa": "linear",
+  plan, state, _, step_fn = _setup("uda", at_step=1, state=state, **{"uda.threshold": beta, "uda.tsa": "linear",
                                                         "uda.temperature": 0.4, "total_steps": total})
   _, metrics = _run(step_fn, state, batch)
   eta = 0.1 + 0.9 / total
@@ -250,8 +261,8 @@ def test_mixmatch_mixed_labels_sum_to_one_and_keep_their_own_example_dominant():
   # The losses: soft cross-entropy on the mixed labelled part, ramped L2 (mean over classes) on the rest.
   logits = _logits(plan, state.params, state.batch_stats, jnp.concatenate([mb.x, mb.u]))
   _, metrics = _run(step_fn, state, batch)
-  np.testing.assert_allclose(metrics["train/sup_loss"], np.mean(-np.sum(mb.targets_x * _log_softmax(logits[:b]), -1)),
-                             rtol=1e-4)
+  want_sup = np.mean(-np.sum(mb.targets_x * _log_softmax(logits[:b]), -1))
+  np.testing.assert_allclose(metrics["train/sup_loss"], want_sup, rtol=1e-4)
   np.testing.assert_allclose(metrics["train/unsup_loss"], np.mean((_softmax(logits[b:]) - mb.targets_u) ** 2),
                              rtol=1e-4)
   np.testing.assert_allclose(metrics["train/unsup_weight"], m.lambda_u * (total // 5) / (0.4 * total), rtol=1e-6)
@@ -290,7 +301,7 @@ def test_flexmatch_thresholds_move_with_the_per_class_learning_status():
   probs = _softmax(_logits(plan, state.params, state.batch_stats, x)[b:b + ub])
   conf, pseudo = probs.max(-1), probs.argmax(-1)
   tau = float(np.median(conf))
-  plan, state, batch, step_fn = _setup("flexmatch", **{"flexmatch.threshold": tau})
+  plan, state, batch, step_fn = _setup("flexmatch", state=state, **{"flexmatch.threshold": tau})
   index = np.asarray(batch["unlabelled"]["index"])
   n = m.num_unlabelled
   # Nothing learnt yet: every threshold is 0 and every unlabelled image is used (USB's warm-up start).

@@ -5,22 +5,25 @@ For an unlabelled (weakly augmented, normalised) image u with prediction q = sof
 the virtual adversarial perturbation is the direction that changes the prediction most, found by power
 iteration on the Hessian of D(r) = KL(q || softmax f(u + r)) at r = 0:
 
-  d ~ N(0, I);  repeat `power_iterations` times: d <- grad_r D(r) at r = xi d / ||d||;
+  d ~ N(0, I);  repeat `power_iterations` times: d <- grad_r D(r) at r = xi d / ||d||  (~ xi H d);
   r_adv = eps d / ||d||            (per example: every r_adv has L2 norm eps over its pixels)
 
   L = mean_b CE(f(x_b), y_b) + lambda_u w(k) mean_u KL(q_u || softmax f(u + r_adv_u))
       + lambda_ent mean_u H(softmax f(u)),
 
 r_adv a constant (no gradient flows through its search), w(k) the linear ramp-up over the first
-`unsup_warmup` fraction of training, and the entropy term the paper's "VAT + EntMin" option (0 disables
-it). As USB does, the labelled batch has its own forward pass (its BatchNorm statistics are the ones kept);
-the unlabelled passes run in training mode on the unlabelled batch's statistics, which are discarded.
-An EMA of the parameters (`ema_decay`) is evaluated beside the online model.
+`unsup_warmup` fraction of training, and the entropy term the paper's "VAT + EntMin" option (0 disables it).
+`xi` = 0 (our default) takes the power iteration's limit xi -> 0 exactly, d <- H d from Jacobian-vector and
+vector-Jacobian products: at the paper's xi = 1e-6 the float32 finite difference is mostly rounding noise
+(the direction then even changes with the number of devices the batch is split over). As USB does, the
+labelled batch has its own forward pass (its BatchNorm statistics are the ones kept); the unlabelled passes
+run in training mode on the unlabelled batch's statistics, which are discarded. An EMA of the parameters
+(`ema_decay`) is evaluated beside the online model.
 
 Config section `vat`: `labels`, `label_seed`, `mu`, `eps`, `xi`, `power_iterations`, `lambda_u`,
 `lambda_ent`, `unsup_warmup`, `ema_decay`, `views` (weak part used). Defaults are USB's
-(semilearn/algorithms/vat: eps 6, xi 1e-6, one power iteration, lambda_u 0.3, entropy weight 0.06,
-warm-up 0.4, uratio 7).
+(semilearn/algorithms/vat and its classic-CV config: eps 6, one power iteration, lambda_u 1 as the
+paper's alpha, entropy weight 0.06, warm-up 0.4, uratio 1), but xi = 0 (USB's is 1e-6).
 """
 
 from __future__ import annotations
@@ -45,11 +48,11 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
-      "mu": 7,
+      "mu": 1,
       "eps": 6.0,
-      "xi": 1e-6,
+      "xi": 0.0,
       "power_iterations": 1,
-      "lambda_u": 0.3,
+      "lambda_u": 1.0,
       "lambda_ent": 0.06,
       "unsup_warmup": 0.4,
       "ema_decay": 0.999,
@@ -82,9 +85,9 @@ class VAT:
 
 def make(config, info) -> VAT:
   s = config.vat
-  if not (s.eps > 0 and s.xi > 0):
-    raise ValueError(f"vat.eps (perturbation norm) and vat.xi (power-iteration step) must be positive, got "
-                     f"eps={s.eps}, xi={s.xi}.")
+  if not (s.eps > 0 and s.xi >= 0):
+    raise ValueError(f"vat.eps (perturbation norm) must be positive and vat.xi (finite-difference step, 0 for the "
+                     f"exact Hessian product) non-negative, got eps={s.eps}, xi={s.xi}.")
   if s.power_iterations < 1:
     raise ValueError(f"vat.power_iterations must be at least 1, got {s.power_iterations}.")
   if s.lambda_ent < 0:
@@ -121,20 +124,32 @@ def _unit(d: jax.Array, fallback: jax.Array) -> jax.Array:
 
 def adversarial_perturbation(m: VAT, params, batch_stats, u: jax.Array, logits_u: jax.Array,
                              key: jax.Array) -> jax.Array:
-  """r_adv of each unlabelled input u [n, H, W, C] (norm eps per example), without gradient.
+  """r_adv of each unlabelled input u [n, H, W, C] (L2 norm eps per example), without gradient.
 
-  `logits_u` are the model's logits on u (the target q); power iteration from a Gaussian direction.
+  `logits_u` are the model's logits on u (the target q). Power iteration from a Gaussian direction d on the
+  Hessian H of D(r) = sum_u KL(q_u || softmax f(u + r_u)) at r = 0: with `xi` > 0 the paper's finite
+  difference d <- grad D(xi d / ||d||); with `xi` = 0 the exact product d <- H d = J^T (diag p - p p^T) J d
+  (J the Jacobian of the logits in the input, J d as the transpose of v -> J^T v), its xi -> 0 limit.
   """
   params, q = jax.lax.stop_gradient(params), jax.lax.stop_gradient(logits_u)
   d0 = jax.random.normal(key, u.shape, jnp.float32)
+  f = lambda x: classifier.logits(m.net, params, batch_stats, x, train=True)[0]
 
   def divergence(r):
-    logits, _ = classifier.logits(m.net, params, batch_stats, u + r, train=True)
-    return jnp.sum(_kl(q, logits))  # a sum, so each example's gradient is its own
+    return jnp.sum(_kl(q, f(u + r)))  # a sum, so each example's gradient is its own
 
   d = d0
-  for _ in range(m.power_iterations):
-    d = jax.grad(divergence)(m.xi * _unit(d, d0))
+  if m.xi > 0:
+    for _ in range(m.power_iterations):
+      d = jax.grad(divergence)(m.xi * _unit(d, d0))
+  else:
+    p = jax.nn.softmax(q, axis=-1)
+    _, f_vjp = jax.vjp(f, u)
+    jt = lambda v: f_vjp(v)[0]  # v -> J^T v, linear in v
+    _, j = jax.vjp(jt, jnp.zeros_like(q))  # its transpose, d -> J d (no forward mode: the convolution's
+    for _ in range(m.power_iterations):    # fast CPU gradient is a custom_vjp)
+      (jd,) = j(_unit(d, d0))
+      d = jt(p * (jd - jnp.sum(p * jd, axis=-1, keepdims=True)))
   return jax.lax.stop_gradient(m.eps * _unit(d, d0))
 
 
