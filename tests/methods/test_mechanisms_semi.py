@@ -303,6 +303,8 @@ def test_flexmatch_thresholds_move_with_the_per_class_learning_status():
   tau = float(np.median(conf))
   plan, state, batch, step_fn = _setup("flexmatch", state=state, **{"flexmatch.threshold": tau})
   index = np.asarray(batch["unlabelled"]["index"])
+  train = trainer.load_stream(plan).eval_data["unlabelled_train"]
+  np.testing.assert_array_equal(train.images[index], batch["unlabelled"]["image"])  # the images' own indices
   n = m.num_unlabelled
   # Nothing learnt yet: every threshold is 0 and every unlabelled image is used (USB's warm-up start).
   after, metrics = _run(step_fn, state, batch)
