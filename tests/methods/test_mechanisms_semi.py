@@ -305,7 +305,7 @@ def test_flexmatch_thresholds_move_with_the_per_class_learning_status():
   index = np.asarray(batch["unlabelled"]["index"])
   train = trainer.load_stream(plan).eval_data["unlabelled_train"]
   np.testing.assert_array_equal(train.images[index], batch["unlabelled"]["image"])  # the images' own indices
-  n = m.num_unlabelled
+  n = m.num_train
   # Nothing learnt yet: every threshold is 0 and every unlabelled image is used (USB's warm-up start).
   after, metrics = _run(step_fn, state, batch)
   np.testing.assert_allclose(metrics["train/mask_ratio"], 1.0)

@@ -19,9 +19,10 @@ thresholds of step k come from the predictions up to step k - 1 (as USB's `FlexM
 The stream gives the unlabelled images' indices (`LabelledUnlabelled(with_indices=True)`). An EMA of the
 parameters (`ema_decay`) is evaluated beside the online model.
 
-Config section `flexmatch`: `labels`, `label_seed`, `mu`, `threshold` (tau), `thresh_warmup`, `lambda_u`,
-`ema_decay`, `views`. Defaults are USB's (semilearn/algorithms/flexmatch, classic CV: uratio 7, p_cutoff
-0.95, hard labels, thresh_warmup True, lambda_u 1).
+Config section `flexmatch`: `labels`, `label_seed`, `unlabelled` (0: every training image is unlabelled data;
+N: N images outside the labelled split), `mu`, `threshold` (tau), `thresh_warmup`, `lambda_u`, `ema_decay`,
+`views`. Defaults are USB's (semilearn/algorithms/flexmatch, classic CV: uratio 7, p_cutoff 0.95, hard labels,
+thresh_warmup True, lambda_u 1).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 7,
       "threshold": 0.95,
       "thresh_warmup": True,
@@ -58,7 +60,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.flexmatch
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu, with_indices=True)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled, with_indices=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +73,7 @@ class FlexMatch:
   threshold: float
   thresh_warmup: bool
   lambda_u: float
-  num_unlabelled: int
+  num_train: int
   num_classes: int
   ema_decay: float
 
@@ -81,20 +84,20 @@ def make(config, info) -> FlexMatch:
   classifier.check_fraction("flexmatch", "ema_decay", s.ema_decay, upper_open=True)
   classifier.check_mu("flexmatch", s.mu)
   if not info.train_examples:
-    raise ValueError(f"flexmatch keeps a learning status per unlabelled image and needs the size of the training "
+    raise ValueError(f"flexmatch keeps a learning status per training image and needs the size of the training "
                      f"set, which is unknown for {config.data.name!r}; use a dataset of known size.")
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
                                           total_steps=config.total_steps)
   return FlexMatch(net=classifier.make(config, info), tx=tx, schedule=schedule,
                    views=views_lib.from_config(views_lib.WeakStrongViews, s.views, config.data.name),
                    threshold=s.threshold, thresh_warmup=bool(s.thresh_warmup), lambda_u=s.lambda_u,
-                   num_unlabelled=int(info.train_examples), num_classes=int(info.num_classes),
+                   num_train=int(info.train_examples), num_classes=int(info.num_classes),
                    ema_decay=s.ema_decay)
 
 
 def init(m: FlexMatch, rng: jax.Array, pretrained=None) -> common.TrainState:
   state = classifier.init_state(m.net, m.tx, rng, pretrained)
-  return state.replace(extra={**state.extra, "selected": jnp.full((m.num_unlabelled,), -1, jnp.int32)})
+  return state.replace(extra={**state.extra, "selected": jnp.full((m.num_train,), -1, jnp.int32)})
 
 
 def class_thresholds(selected: jax.Array, *, num_classes: int, threshold: float, warmup: bool) -> jax.Array:

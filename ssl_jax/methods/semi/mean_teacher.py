@@ -12,10 +12,11 @@ translate) of each unlabelled image:
 on its batch's statistics, which are discarded), w(k) the ramp-up of the consistency weight over the first
 `unsup_warmup` fraction of training: "sigmoid" exp(-5 (1 - t)^2) as the paper, or "linear" as USB.
 
-Config section `mean_teacher`: `labels`, `label_seed`, `mu`, `lambda_u`, `unsup_warmup`, `rampup`
-("sigmoid" | "linear"), `ema_decay` (the teacher's a), `views` (weak part used). Defaults are USB's
-(semilearn/algorithms/meanteacher, classic CV: uratio 1, lambda_u 50, warm-up 0.4, EMA 0.999) with the
-paper's sigmoid ramp-up.
+Config section `mean_teacher`: `labels`, `label_seed`, `unlabelled` (0: every training image is unlabelled
+data; N: N images outside the labelled split), `mu`, `lambda_u`, `unsup_warmup`, `rampup` ("sigmoid" |
+"linear"), `ema_decay` (the teacher's a), `views` (weak part used). Defaults are USB's
+(semilearn/algorithms/meanteacher, classic CV: uratio 1, lambda_u 50, warm-up 0.4, EMA 0.999) with the paper's
+sigmoid ramp-up.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 1,
       "lambda_u": 50.0,
       "unsup_warmup": 0.4,
@@ -52,7 +54,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.mean_teacher
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,10 +17,11 @@ unlabelled views' statistics, which are discarded; the mixed batch goes through 
 whose BatchNorm statistics are kept. An EMA of the parameters (`ema_decay`) is evaluated beside the online
 model.
 
-Config section `mixmatch`: `labels`, `label_seed`, `mu`, `num_augmentations` (K), `temperature` (T),
-`alpha`, `lambda_u`, `unsup_warmup`, `ema_decay`, `views` (weak part used). Defaults are USB's CIFAR-10
-ones (semilearn/algorithms/mixmatch, config/classic_cv/mixmatch: uratio 1, K 2, T 0.5, alpha 0.5, lambda_u
-100, warm-up 0.4); the paper's are alpha 0.75, lambda_u 75 and a ramp-up over 16k of 1M steps.
+Config section `mixmatch`: `labels`, `label_seed`, `unlabelled` (0: every training image is unlabelled data;
+N: N images outside the labelled split), `mu`, `num_augmentations` (K), `temperature` (T), `alpha`,
+`lambda_u`, `unsup_warmup`, `ema_decay`, `views` (weak part used). Defaults are USB's CIFAR-10 ones
+(semilearn/algorithms/mixmatch, config/classic_cv/mixmatch: uratio 1, K 2, T 0.5, alpha 0.5, lambda_u 100,
+warm-up 0.4); the paper's are alpha 0.75, lambda_u 75 and a ramp-up over 16k of 1M steps.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 1,
       "num_augmentations": 2,
       "temperature": 0.5,
@@ -59,7 +61,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.mixmatch
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,9 +11,10 @@ the paper lets the gradient flow into both. w(k) ramps the weight up over the fi
 fraction of training: "sigmoid" exp(-5 (1 - t)^2) as the paper, or "linear" as USB. An EMA of the
 parameters (`ema_decay`) is evaluated beside the online model.
 
-Config section `pi_model`: `labels`, `label_seed`, `mu`, `lambda_u`, `unsup_warmup`, `rampup`
-("sigmoid" | "linear"), `ema_decay`, `views` (weak part used). Defaults are USB's (semilearn/algorithms/
-pimodel, classic CV: uratio 1, lambda_u 10, warm-up 0.4) with the paper's sigmoid ramp-up.
+Config section `pi_model`: `labels`, `label_seed`, `unlabelled` (0: every training image is unlabelled data;
+N: N images outside the labelled split), `mu`, `lambda_u`, `unsup_warmup`, `rampup` ("sigmoid" | "linear"),
+`ema_decay`, `views` (weak part used). Defaults are USB's (semilearn/algorithms/ pimodel, classic CV: uratio
+1, lambda_u 10, warm-up 0.4) with the paper's sigmoid ramp-up.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 1,
       "lambda_u": 10.0,
       "unsup_warmup": 0.4,
@@ -50,7 +52,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.pi_model
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,8 @@ and w(k) = clip(k / (unsup_warmup K), 0, 1) the linear ramp-up of the unlabelled
 0 as well; the confidence threshold tau is USB's convention (tau = 0 is Lee's original, every example kept).
 An EMA of the parameters (`ema_decay`) is evaluated beside the online model, as in USB.
 
-Config section `pseudo_label`: `labels`, `label_seed` (the split `<dataset>.<label_seed>@<labels>`), `mu`,
+Config section `pseudo_label`: `labels`, `label_seed` (the split `<dataset>.<label_seed>@<labels>`),
+`unlabelled` (0: every training image is unlabelled data; N: N images outside the labelled split), `mu`,
 `threshold`, `lambda_u`, `unsup_warmup` (fraction of total_steps), `ema_decay`, `views` (weak part used).
 Defaults are USB's (semilearn/algorithms/pseudolabel, classic CV: uratio 1, p_cutoff 0.95, warm-up 0.4).
 """
@@ -39,6 +40,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 1,
       "threshold": 0.95,
       "lambda_u": 1.0,
@@ -50,7 +52,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.pseudo_label
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)

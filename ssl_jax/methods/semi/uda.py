@@ -15,9 +15,10 @@ predicts with a probability of their true class above eta_k = a_k (1 - 1/C) + 1/
 maximum probability; we follow the paper and its code (the true class's probability). An EMA of the
 parameters (`ema_decay`) is evaluated beside the online model.
 
-Config section `uda`: `labels`, `label_seed`, `mu`, `temperature` (T), `threshold` (beta), `lambda_u`,
-`tsa` ("none" | "linear" | "log" | "exp"), `ema_decay`, `views`. Defaults are USB's (semilearn/algorithms/
-uda, classic CV: uratio 7, T 0.4, p_cutoff 0.8, lambda_u 1, TSA none).
+Config section `uda`: `labels`, `label_seed`, `unlabelled` (0: every training image is unlabelled data; N: N
+images outside the labelled split), `mu`, `temperature` (T), `threshold` (beta), `lambda_u`, `tsa` ("none" |
+"linear" | "log" | "exp"), `ema_decay`, `views`. Defaults are USB's (semilearn/algorithms/ uda, classic CV:
+uratio 7, T 0.4, p_cutoff 0.8, lambda_u 1, TSA none).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 7,
       "temperature": 0.4,
       "threshold": 0.8,
@@ -56,7 +58,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.uda
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 def tsa_threshold(schedule: str, step, total_steps: int, num_classes: int) -> jax.Array:

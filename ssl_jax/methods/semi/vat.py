@@ -20,10 +20,11 @@ labelled batch has its own forward pass (its BatchNorm statistics are the ones k
 run in training mode on the unlabelled batch's statistics, which are discarded. An EMA of the parameters
 (`ema_decay`) is evaluated beside the online model.
 
-Config section `vat`: `labels`, `label_seed`, `mu`, `eps`, `xi`, `power_iterations`, `lambda_u`,
-`lambda_ent`, `unsup_warmup`, `ema_decay`, `views` (weak part used). Defaults are USB's
-(semilearn/algorithms/vat and its classic-CV config: eps 6, one power iteration, lambda_u 1 as the
-paper's alpha, entropy weight 0.06, warm-up 0.4, uratio 1), but xi = 0 (USB's is 1e-6).
+Config section `vat`: `labels`, `label_seed`, `unlabelled` (0: every training image is unlabelled data; N: N
+images outside the labelled split), `mu`, `eps`, `xi`, `power_iterations`, `lambda_u`, `lambda_ent`,
+`unsup_warmup`, `ema_decay`, `views` (weak part used). Defaults are USB's (semilearn/algorithms/vat and its
+classic-CV config: eps 6, one power iteration, lambda_u 1 as the paper's alpha, entropy weight 0.06, warm-up
+0.4, uratio 1), but xi = 0 (USB's is 1e-6).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 1,
       "eps": 6.0,
       "xi": 0.0,
@@ -62,7 +64,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.vat
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)
