@@ -7,7 +7,7 @@ this process at every step:
 | spec | batch (this process's rows of the global batch) | families |
 | --- | --- | --- |
 | `Images()` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe) | self-supervised |
-| `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} | semi-supervised |
+| `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} ("index" too with `with_indices`) | semi-supervised |
 | `Bags(target_class, mean_size, std_size, ...)` | {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B], "instance_label": int32 [B, n]} | multiple-instance learning |
 | `FolderBags(root, test_root, image_size, ...)` | {"instances", "mask", "label"}: patients' image folders (reads its own data) | multiple-instance learning |
 | `ClassBalanced(classes_per_batch, classes)` | {"image", "label"} [P K]: P classes, K examples each | metric learning |
@@ -176,11 +176,14 @@ class LabelledUnlabelled:
     split_seed: seed of the split's draw.
     mu: unlabelled batch size as a multiple of B; 0 gives labelled batches only.
     num_unlabelled: size of the unlabelled pool outside the labelled split; 0 uses every training image.
+    with_indices: also give each unlabelled image's index in the training set ("index", int32 [mu B]), for
+      methods that keep per-example state (FlexMatch's learning status).
   """
   num_labels: int = 250
   split_seed: int = 0
   mu: int = 7
   num_unlabelled: int = 0
+  with_indices: bool = False
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
     if self.mu < 0 or self.num_labels < 0 or self.num_unlabelled < 0:
@@ -242,6 +245,8 @@ class LabelledUnlabelledStream(Stream):
       urows = _slice(pool[sequence_indices(len(pool), step * u, u, (self._seed, 1))], process_index,
                      process_count)
       batch["unlabelled"] = {"image": self._train.images[urows]}
+      if self._spec.with_indices:
+        batch["unlabelled"]["index"] = urows.astype(np.int32)
     return batch
 
   def record(self):
