@@ -6,8 +6,8 @@ this process at every step:
 
 | spec | batch (this process's rows of the global batch) | families |
 | --- | --- | --- |
-| `Images(with_index)` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe), and "index": int32 [B] (the rows' positions in the training split, for a memory bank) with `with_index` | self-supervised |
-| `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} | semi-supervised |
+| `Images(with_indices)` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe), and "index": int32 [B] (the rows' positions in the training split, for a memory bank) with `with_indices` | self-supervised |
+| `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} ("index" too with `with_indices`) | semi-supervised |
 | `Bags(target_class, mean_size, std_size, ...)` | {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B], "instance_label": int32 [B, n]} | multiple-instance learning |
 | `FolderBags(root, test_root, image_size, ...)` | {"instances", "mask", "label"}: patients' image folders (reads its own data) | multiple-instance learning |
 | `ClassBalanced(classes_per_batch, classes)` | {"image", "label"} [P K]: P classes, K examples each | metric learning |
@@ -130,10 +130,10 @@ class Images:
   The labels ride along for the online probe only (a linear head on stop-gradient features).
 
   Attributes:
-    with_index: also give each row's position in the training split, "index" int32 [B] (PIRL's memory bank
+    with_indices: also give each row's position in the training split, "index" int32 [B] (PIRL's memory bank
       is indexed by it); the images and labels are the same either way.
   """
-  with_index: bool = False
+  with_indices: bool = False
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
     _fits(batch_size, info, "images")
@@ -141,20 +141,20 @@ class Images:
 
   def build(self, data: Data, *, batch_size: int, seed: int) -> ImageStream:
     self.check(batch_size=batch_size, info=data.info)
-    return ImageStream(data, batch_size, seed, with_index=self.with_index)
+    return ImageStream(data, batch_size, seed, with_indices=self.with_indices)
 
 
 class ImageStream(Stream):
 
-  def __init__(self, data: Data, batch_size: int, seed: int, *, with_index: bool = False):
-    self._data, self._b, self._seed, self._with_index = data, batch_size, seed, with_index
+  def __init__(self, data: Data, batch_size: int, seed: int, *, with_indices: bool = False):
+    self._data, self._b, self._seed, self._with_indices = data, batch_size, seed, with_indices
     self.groups = {"image": batch_size}
     self.eval_data = {"train": data.train, "test": data.test}
     self.name = data.name
 
   def local_batch(self, step, *, process_index=None, process_count=None):
     return array_batch(self._data.train, global_batch_size=self._b, step=step, seed=self._seed,
-                       process_index=process_index, process_count=process_count, include_index=self._with_index)
+                       process_index=process_index, process_count=process_count, include_index=self._with_indices)
 
   def describe(self):
     return f"{self.name}: {len(self._data.train)} training images {self._data.train.image_shape}"
@@ -181,11 +181,14 @@ class LabelledUnlabelled:
     split_seed: seed of the split's draw.
     mu: unlabelled batch size as a multiple of B; 0 gives labelled batches only.
     num_unlabelled: size of the unlabelled pool outside the labelled split; 0 uses every training image.
+    with_indices: also give each unlabelled image's index in the training set ("index", int32 [mu B]), for
+      methods that keep per-example state (FlexMatch's learning status).
   """
   num_labels: int = 250
   split_seed: int = 0
   mu: int = 7
   num_unlabelled: int = 0
+  with_indices: bool = False
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
     if self.mu < 0 or self.num_labels < 0 or self.num_unlabelled < 0:
@@ -247,6 +250,8 @@ class LabelledUnlabelledStream(Stream):
       urows = _slice(pool[sequence_indices(len(pool), step * u, u, (self._seed, 1))], process_index,
                      process_count)
       batch["unlabelled"] = {"image": self._train.images[urows]}
+      if self._spec.with_indices:
+        batch["unlabelled"]["index"] = urows.astype(np.int32)
     return batch
 
   def record(self):

@@ -20,7 +20,8 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
-from ssl_jax.methods.semi import co_training, fixmatch, label_propagation, self_training, supervised
+from ssl_jax.methods.semi import (co_training, fixmatch, flexmatch, label_propagation, mean_teacher, mixmatch,
+                                  pi_model, pseudo_label, self_training, supervised, uda, vat)
 from ssl_jax.methods.ssl import (autoencoder, beit, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
                                  pirl, rotnet, simclr, simsiam, vae, vq_vae)
 from ssl_jax.methods.transfer import dann, finetune
@@ -46,6 +47,13 @@ METHODS = {
     "supervised": supervised,
     "self_training": self_training,
     "co_training": co_training,
+    "pseudo_label": pseudo_label,
+    "mean_teacher": mean_teacher,
+    "pi_model": pi_model,
+    "vat": vat,
+    "uda": uda,
+    "mixmatch": mixmatch,
+    "flexmatch": flexmatch,
     "label_propagation": label_propagation,
     # multiple-instance learning: judged by bag AUC
     "mil": mil,

@@ -5,6 +5,7 @@ methods, of the labelled-only baseline, of fine-tuning and of domain adaptation.
     params, stats = classifier.init(net, key, pretrained)  # {"encoder", "classifier"}
     logits, stats = classifier.logits(net, params, stats, x, train=True)
     predictions = classifier.predict(net, state, images)   # {"logits", "ema_logits"}
+    weight = classifier.rampup(state.step, 0.4 * total_steps, "linear")  # of an unlabelled loss
 
 The EMA model (`state.extra["ema"]`, parameters averaged with `common.ema`, BatchNorm statistics copied
 from the online model as FixMatch's `ModelEMA` does) is what FixMatch and USB evaluate; the `accuracy`
@@ -70,6 +71,35 @@ def update_ema(state: common.TrainState, decay) -> dict:
   """The EMA model after an update: averaged parameters, BatchNorm statistics copied from the online model."""
   return {"params": common.ema(state.extra["ema"]["params"], state.params, decay),
           "batch_stats": state.batch_stats}
+
+
+RAMPUPS = ("linear", "sigmoid")
+
+
+def rampup(step, length, shape: str = "linear") -> jax.Array:
+  """The weight in [0, 1] of an unlabelled loss at `step`, a pure function of the step.
+
+    t = clip(step / length, 0, 1);  linear: w = t (USB's `unsup_warm_up`);
+    sigmoid: w = exp(-5 (1 - t)^2) (Laine & Aila 2017, Tarvainen & Valpola 2017).
+  `length` <= 0 gives w = 1 from the first step.
+  """
+  if shape not in RAMPUPS:
+    raise ValueError(f"Unknown ramp-up shape {shape!r}; use one of {', '.join(RAMPUPS)}.")
+  if length <= 0:
+    return jnp.ones((), jnp.float32)
+  t = jnp.clip(jnp.asarray(step, jnp.float32) / float(length), 0.0, 1.0)
+  return t if shape == "linear" else jnp.exp(-5.0 * jnp.square(1.0 - t))
+
+
+def check_fraction(section: str, field: str, value: float, *, upper_open: bool = False) -> None:
+  """Raise a ValueError unless 0 <= value <= 1 (< 1 with `upper_open`), naming `section.field`."""
+  if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
+    raise ValueError(f"{section}.{field} must lie in [0, 1{')' if upper_open else ']'}, got {value}.")
+
+
+def check_mu(section: str, mu: int) -> None:
+  if mu < 1:
+    raise ValueError(f"{section}.mu must be at least 1 (unlabelled batch = mu x batch_size), got {mu}.")
 
 
 def predict(net: Classifier, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:

@@ -249,7 +249,7 @@ def test_images_stream_gives_the_index_only_when_asked():
   plan = trainer.preflight(tiny_config("rotnet"))
   data = trainer.load_stream(plan)
   plain = streams.Images().build(streams.Data(data.eval_data["train"], data.eval_data["test"]), batch_size=8, seed=0)
-  indexed = streams.Images(with_index=True).build(streams.Data(data.eval_data["train"], data.eval_data["test"]),
+  indexed = streams.Images(with_indices=True).build(streams.Data(data.eval_data["train"], data.eval_data["test"]),
                                                   batch_size=8, seed=0)
   a, b = plain.global_batch(3), indexed.global_batch(3)
   assert set(a) == {"image", "label"} and set(b) == {"image", "label", "index"}

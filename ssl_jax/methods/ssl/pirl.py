@@ -64,7 +64,7 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.Images:
   del config
-  return streams.Images(with_index=True)
+  return streams.Images(with_indices=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -1,0 +1,52 @@
+r"""MixMatch, small ConvNet, Fashion-MNIST with a class-balanced split of 250 labels (25 per class).
+
+The same network, optimiser and split as configs/semi/fixmatch_fashion_mnist.py (compare with it and with the
+labelled-only baseline configs/semi/supervised_fashion_mnist.py). The label budget and the split's seed are
+arguments:
+
+  python -m ssl_jax.main --config=configs/semi/mixmatch_fashion_mnist.py --workdir=workdirs/mixmatch_fmnist_250
+  python -m ssl_jax.main --config=configs/semi/mixmatch_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
+
+The unlabelled weight is the paper's lambda_u = 75, not tuned here (USB's CIFAR-10 value, 100, ramped up over 12
+steps, collapsed a 30-step trial run at lr 0.1 to one predicted class).
+
+Budget: 1200 steps (unlabelled batch 4 x 32, K = 2 weak views of each: a guessing pass over 256 images and a
+training pass over 288 mixed ones), about 5 minutes of training on 2 CPU cores.
+Result when we ran it: queued, not run yet.
+"""
+
+from ssl_jax.train.config import base_config, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, labels=250, label_seed=0)
+  c = base_config("mixmatch")
+  c.total_steps = 1200
+  c.batch_size = 32
+  c.checkpoint_every_steps = 300
+  c.eval_every_steps = 300
+  c.log_every_steps = 50
+
+  c.data.name = "fashion_mnist"
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64)
+
+  c.mixmatch.labels = arg.labels
+  c.mixmatch.label_seed = arg.label_seed
+  c.mixmatch.mu = 4
+  c.mixmatch.num_augmentations = 2
+  c.mixmatch.temperature = 0.5
+  c.mixmatch.alpha = 0.5
+  c.mixmatch.lambda_u = 75.0
+  c.mixmatch.unsup_warmup = 0.4
+  c.mixmatch.ema_decay = 0.99
+
+  c.optim.name = "sgd"
+  c.optim.lr = 0.1
+  c.optim.scale_lr_with_batch = False
+  c.optim.nesterov = True
+  c.optim.warmup_steps = 0
+  c.optim.end_lr_factor = 0.2
+  c.optim.weight_decay = 5e-4
+  return c

@@ -1,0 +1,47 @@
+r"""Pi-model, small ConvNet, Fashion-MNIST with a class-balanced split of 250 labels (25 per class).
+
+The same network, optimiser and split as configs/semi/fixmatch_fashion_mnist.py (compare with it and with the
+labelled-only baseline configs/semi/supervised_fashion_mnist.py). The label budget and the split's seed are
+arguments:
+
+  python -m ssl_jax.main --config=configs/semi/pi_model_fashion_mnist.py --workdir=workdirs/pi_model_fmnist_250
+  python -m ssl_jax.main --config=configs/semi/pi_model_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
+
+Budget: 1200 steps (unlabelled batch 7 x 32, two weak views of each), about 4 minutes of training on 2 CPU
+cores.
+Result when we ran it: queued, not run yet.
+"""
+
+from ssl_jax.train.config import base_config, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, labels=250, label_seed=0)
+  c = base_config("pi_model")
+  c.total_steps = 1200
+  c.batch_size = 32
+  c.checkpoint_every_steps = 300
+  c.eval_every_steps = 300
+  c.log_every_steps = 50
+
+  c.data.name = "fashion_mnist"
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64)
+
+  c.pi_model.labels = arg.labels
+  c.pi_model.label_seed = arg.label_seed
+  c.pi_model.mu = 7
+  c.pi_model.lambda_u = 10.0
+  c.pi_model.unsup_warmup = 0.4
+  c.pi_model.rampup = 'sigmoid'
+  c.pi_model.ema_decay = 0.99
+
+  c.optim.name = "sgd"
+  c.optim.lr = 0.1
+  c.optim.scale_lr_with_batch = False
+  c.optim.nesterov = True
+  c.optim.warmup_steps = 0
+  c.optim.end_lr_factor = 0.2
+  c.optim.weight_decay = 5e-4
+  return c

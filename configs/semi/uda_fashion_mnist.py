@@ -1,0 +1,48 @@
+r"""UDA, small ConvNet, Fashion-MNIST with a class-balanced split of 250 labels (25 per class).
+
+The same network, optimiser and split as configs/semi/fixmatch_fashion_mnist.py (compare with it and with the
+labelled-only baseline configs/semi/supervised_fashion_mnist.py). The label budget and the split's seed are
+arguments:
+
+  python -m ssl_jax.main --config=configs/semi/uda_fashion_mnist.py --workdir=workdirs/uda_fmnist_250
+  python -m ssl_jax.main --config=configs/semi/uda_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
+
+Budget: 1200 steps (unlabelled batch 7 x 32, a weak and a strong view of each, as FixMatch), about 5 minutes
+of training on 2 CPU cores.
+Result when we ran it: queued, not run yet.
+"""
+
+from ssl_jax.train.config import base_config, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, labels=250, label_seed=0)
+  c = base_config("uda")
+  c.total_steps = 1200
+  c.batch_size = 32
+  c.checkpoint_every_steps = 300
+  c.eval_every_steps = 300
+  c.log_every_steps = 50
+
+  c.data.name = "fashion_mnist"
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64)
+
+  c.uda.labels = arg.labels
+  c.uda.label_seed = arg.label_seed
+  c.uda.mu = 7
+  c.uda.temperature = 0.4
+  c.uda.threshold = 0.8
+  c.uda.lambda_u = 1.0
+  c.uda.tsa = 'none'
+  c.uda.ema_decay = 0.99
+
+  c.optim.name = "sgd"
+  c.optim.lr = 0.1
+  c.optim.scale_lr_with_batch = False
+  c.optim.nesterov = True
+  c.optim.warmup_steps = 0
+  c.optim.end_lr_factor = 0.2
+  c.optim.weight_decay = 5e-4
+  return c
