@@ -48,9 +48,14 @@ def test_rotnet_feeds_all_four_rotations_with_their_labels():
   # The loss is the 4-way cross-entropy of the head on exactly those inputs.
   plan, before, _, metrics, batch = _first_step("rotnet", **{"rotnet.augment": False, "eval.online_probe": False})
   x, labels = rotnet.rotated_batch(plan.method, None, batch["image"])
-  feats, _ = m.encoder.apply({"params": before.params["encoder"], "batch_stats": before.batch_stats["encoder"]},
-                             x, train=True, mutable=["batch_stats"])
-  logits = m.head.apply({"params": before.params["head"]}, feats, train=True)
+
+  @jax.jit
+  def reference_logits(x):
+    feats, _ = m.encoder.apply({"params": before.params["encoder"], "batch_stats": before.batch_stats["encoder"]},
+                               x, train=True, mutable=["batch_stats"])
+    return m.head.apply({"params": before.params["head"]}, feats, train=True)
+
+  logits = reference_logits(x)
   want = np.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
   np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-5)
 
@@ -94,27 +99,29 @@ def test_denoising_autoencoder_corrupts_the_input_and_reconstructs_the_clean_ima
 
 
 def test_vae_loss_is_the_negative_elbo_of_a_reparameterised_sample():
-  from ssl_jax.methods import common
   plan, before, _, metrics, batch = _first_step("vae", **{"eval.online_probe": False})
   m = plan.method
   x01 = batch["image"].astype(np.float64) / 255.0
   x = (x01 - np.asarray(m.mean)) / np.asarray(m.std)
-  feats, _ = m.encoder.apply({"params": before.params["encoder"], "batch_stats": before.batch_stats["encoder"]},
-                             jnp.asarray(x, jnp.float32), train=True, mutable=["batch_stats"])
-  out = np.asarray(m.posterior.apply({"params": before.params["posterior"]}, feats, train=True), np.float64)
+  @jax.jit
+  def posterior_out(x):
+    feats, _ = m.encoder.apply({"params": before.params["encoder"], "batch_stats": before.batch_stats["encoder"]},
+                               x, train=True, mutable=["batch_stats"])
+    return m.posterior.apply({"params": before.params["posterior"]}, feats, train=True)
+
+  out = np.asarray(posterior_out(jnp.asarray(x, jnp.float32)), np.float64)
   mu, logvar = out[:, :m.latent_dim], out[:, m.latent_dim:]
   key = jax.random.fold_in(before.rng, before.step)
   eps = np.asarray(jax.random.normal(key, mu.shape), np.float64)
   z = mu + np.exp(logvar / 2) * eps
-  logits = np.asarray(m.decoder.apply({"params": before.params["decoder"]}, jnp.asarray(z, jnp.float32)),
-                      np.float64)
+  logits = np.asarray(jax.jit(lambda z: m.decoder.apply({"params": before.params["decoder"]}, z))(
+      jnp.asarray(z, jnp.float32)), np.float64)
   p = 1 / (1 + np.exp(-logits))
   nll = -np.sum((x01 * np.log(p) + (1 - x01) * np.log(1 - p)).reshape(len(x), -1), axis=1)
   kl = 0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=1)
   np.testing.assert_allclose(metrics["train/kl"], kl.mean(), rtol=1e-4)
   np.testing.assert_allclose(metrics["train/recon_nll"], nll.mean(), rtol=1e-4)
   np.testing.assert_allclose(metrics["train/loss"], (nll + kl).mean(), rtol=1e-4)
-  del common
 
 
 def test_reconstruction_suite_writes_the_pngs_and_the_mse(tmp_path):
