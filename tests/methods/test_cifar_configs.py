@@ -62,6 +62,8 @@ def test_cifar_config_loads_its_data_and_traces(path):
 def test_cifar_config_runs_two_steps(path, tmp_path):
   if "label_propagation" in path:
     pytest.skip("label propagation sizes its graph by CIFAR-10's 50,000 images, which mocked TFDS does not have")
+  if "beit" in path:
+    pytest.skip("BEiT's phase 2 loads the tokenizer of its phase-1 run (init_from), which this test has not trained")
   config = _config(path, total_steps=2, batch_size=16, checkpoint_every_steps=2, log_every_steps=1,
                    eval_every_steps=0, **{"eval.final": False})
   workdir = str(tmp_path / "run")
