@@ -21,7 +21,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import byol, simclr, simsiam
+from ssl_jax.methods.ssl import byol, moco_v2, simclr, simsiam
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -29,6 +29,7 @@ METHODS = {
     "simclr": simclr,
     "byol": byol,
     "simsiam": simsiam,
+    "moco_v2": moco_v2,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

@@ -23,6 +23,8 @@ CASES = {
                                                    "byol.proj_dim": 16, "byol.pred_hidden_dim": 32}),
     "simsiam": ("configs/ssl/simsiam_fashion_mnist.py", {"batch_size": 32, "simsiam.proj_hidden_dim": 32,
                                                          "simsiam.proj_dim": 16, "simsiam.pred_hidden_dim": 8}),
+    "moco_v2": ("configs/ssl/moco_v2_fashion_mnist.py", {"batch_size": 32, "moco_v2.queue_size": 64,
+                                                         "moco_v2.proj_hidden_dim": 32, "moco_v2.proj_dim": 16}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

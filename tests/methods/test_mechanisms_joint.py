@@ -1,0 +1,104 @@
+"""What makes each joint-embedding method that method (MoCo v2, Barlow Twins, VICReg, SupCon, NNCLR, SwAV,
+DINO, MoCo v3), tested on one step of its tiny run against NumPy written from the papers' formulas."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_jax.data import views as views_lib
+from ssl_jax.methods import common
+from ssl_jax.train import trainer
+
+from tests.methods.cases import tiny_config
+
+
+def _setup(method, **overrides):
+  """(plan, fresh state, batch of step 0) of a tiny run on one device."""
+  plan = trainer.preflight(tiny_config(method, **overrides))
+  batch = trainer.load_stream(plan).global_batch(0)
+  state = jax.jit(functools.partial(plan.module.init, plan.method))(jax.random.PRNGKey(0))
+  return plan, state, batch
+
+
+_STEPS = {}
+
+
+def _step(plan, state, batch):
+  """One jitted step (compiled once per plan); the new state and metrics on the host."""
+  if id(plan) not in _STEPS:
+    _STEPS[id(plan)] = jax.jit(functools.partial(plan.module.step, plan.method))
+  after, metrics = _STEPS[id(plan)](state, batch)
+  return jax.device_get(after), jax.device_get(metrics)
+
+
+def _normalize(x):
+  x = np.asarray(x, np.float64)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _logsumexp(x, axis):
+  m = x.max(axis=axis, keepdims=True)
+  return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _two_views(state, images, preset):
+  """The step's two views, view 1 then view 2 [2B, H, W, C] (as the methods make them)."""
+  v1, v2 = views_lib.simclr_views(common.step_key(state), images, preset)
+  return jnp.concatenate([v1, v2])
+
+
+def _chain(modules, params, batch_stats, x):
+  """Apply modules (a tuple of (name, module)) one after another in training mode: (first output, last)."""
+  @jax.jit
+  def run(params, batch_stats, x):
+    first = None
+    for name, module in modules:
+      x, _ = common.apply(module, params[name], batch_stats[name], x, train=True)
+      first = x if first is None else first
+    return first, x
+  first, last = run({n: params[n] for n, _ in modules}, {n: batch_stats[n] for n, _ in modules}, x)
+  return np.asarray(first, np.float64), np.asarray(last, np.float64)
+
+
+# ------------------------------------------------------------------------------------------------ MoCo v2
+
+
+def test_moco_v2_queue_holds_the_new_keys_in_order_and_the_loss_is_symmetric_infonce():
+  plan, state, batch = _setup("moco_v2")
+  m = plan.method
+  x, b = _two_views(state, batch["image"], m.views), len(batch["image"])
+  target, net = state.extra["target"], (("encoder", m.encoder), ("projector", m.projector))
+  _, k = _chain(net, target["params"], target["batch_stats"], x)
+  k = _normalize(k).reshape(2, b, -1)
+  _, q = _chain(net, state.params, state.batch_stats, x)
+  q = _normalize(q).reshape(2, b, -1)
+  queue = np.asarray(state.extra["queue"], np.float64)
+  t = m.temperature
+
+  def nce(q, k, negatives):  # -log exp(q.k/t) / (exp(q.k/t) + sum_j exp(q.Q_j/t)), mean over the batch
+    pos = np.sum(q * k, 1) / t
+    return np.mean(_logsumexp(np.concatenate([pos[:, None], q @ negatives.T / t], 1), 1) - pos)
+
+  want = 0.5 * (nce(q[0], k[1], queue[1]) + nce(q[1], k[0], queue[0]))
+  # Start with the pointer at the last slot: the new keys fill the last B rows, the pointer wraps to 0.
+  K = queue.shape[1]
+  state = state.replace(extra={**state.extra, "queue_ptr": jnp.asarray(K - b, jnp.int32)})
+  after, metrics = _step(plan, state, batch)
+  np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-4)
+  new = np.asarray(after.extra["queue"])
+  np.testing.assert_allclose(new[:, K - b:], k, rtol=1e-4, atol=1e-5)  # view v's keys, in batch order
+  np.testing.assert_array_equal(new[:, :K - b], queue[:, :K - b])      # the rest untouched
+  assert int(after.extra["queue_ptr"]) == 0
+  # A second step writes at the front.
+  after2, _ = _step(plan, jax.tree.map(jnp.asarray, after), batch)
+  assert int(after2.extra["queue_ptr"]) == b
+  np.testing.assert_array_equal(np.asarray(after2.extra["queue"])[:, b:], new[:, b:])
+  assert not np.allclose(np.asarray(after2.extra["queue"])[:, :b], new[:, :b])
+  # The key network is the EMA of the query network and gets no gradient.
+  tau = float(m.tau(0))
+  for part in ("encoder", "projector"):
+    jax.tree.map(lambda t0, o, t1: np.testing.assert_allclose(t1, tau * t0 + (1 - tau) * o, rtol=1e-5, atol=1e-6),
+                 target["params"][part], after.params[part], after.extra["target"]["params"][part])
