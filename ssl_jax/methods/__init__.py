@@ -21,7 +21,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import byol, moco_v2, simclr, simsiam
+from ssl_jax.methods.ssl import barlow_twins, byol, moco_v2, simclr, simsiam, vicreg
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -30,6 +30,8 @@ METHODS = {
     "byol": byol,
     "simsiam": simsiam,
     "moco_v2": moco_v2,
+    "barlow_twins": barlow_twins,
+    "vicreg": vicreg,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

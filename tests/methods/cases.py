@@ -25,6 +25,10 @@ CASES = {
                                                          "simsiam.proj_dim": 16, "simsiam.pred_hidden_dim": 8}),
     "moco_v2": ("configs/ssl/moco_v2_fashion_mnist.py", {"batch_size": 32, "moco_v2.queue_size": 64,
                                                          "moco_v2.proj_hidden_dim": 32, "moco_v2.proj_dim": 16}),
+    "barlow_twins": ("configs/ssl/barlow_twins_fashion_mnist.py", {
+        "batch_size": 32, "barlow_twins.proj_hidden_dim": 32, "barlow_twins.proj_dim": 16}),
+    "vicreg": ("configs/ssl/vicreg_fashion_mnist.py", {"batch_size": 32, "vicreg.proj_hidden_dim": 32,
+                                                       "vicreg.proj_dim": 16}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -102,3 +102,47 @@ def test_moco_v2_queue_holds_the_new_keys_in_order_and_the_loss_is_symmetric_inf
   for part in ("encoder", "projector"):
     jax.tree.map(lambda t0, o, t1: np.testing.assert_allclose(t1, tau * t0 + (1 - tau) * o, rtol=1e-5, atol=1e-6),
                  target["params"][part], after.params[part], after.extra["target"]["params"][part])
+
+
+# ------------------------------------------------------------------------------- Barlow Twins and VICReg
+
+
+def _barlow_reference(z1, z2, lam):
+  """sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2, C the cross-correlation of batch-standardised z."""
+  n, d = z1.shape
+  zn = [(z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5) for z in (z1, z2)]
+  c = np.zeros((d, d))
+  for row in range(n):
+    c += np.outer(zn[0][row], zn[1][row]) / n
+  off = c - np.diag(np.diag(c))
+  return np.sum((1 - np.diag(c)) ** 2) + lam * np.sum(off ** 2)
+
+
+def _vicreg_reference(z1, z2, coeffs):
+  n, d = z1.shape
+  inv = np.mean((z1 - z2) ** 2)
+  var = cov = 0.0
+  for z in (z1, z2):
+    c = np.cov(z, rowvar=False)  # unbiased, over the rows given
+    var += np.mean(np.maximum(0.0, 1 - np.sqrt(np.diag(c) + 1e-4))) / 2
+    cov += (np.sum(c ** 2) - np.sum(np.diag(c) ** 2)) / d
+  return coeffs[0] * inv + coeffs[1] * var + coeffs[2] * cov
+
+
+def test_barlow_twins_and_vicreg_statistics_are_over_the_global_batch():
+  for method in ("barlow_twins", "vicreg"):
+    plan, state, batch = _setup(method)
+    m = plan.method
+    x, b = _two_views(state, batch["image"], m.views), len(batch["image"])
+    _, z = _chain((("encoder", m.encoder), ("projector", m.projector)), state.params, state.batch_stats, x)
+    z1, z2 = z[:b], z[b:]
+    if method == "barlow_twins":
+      loss = lambda z1, z2: m.scale_loss * _barlow_reference(z1, z2, m.lambda_)
+    else:
+      loss = lambda z1, z2: _vicreg_reference(z1, z2, m.coeffs)
+    _, metrics = _step(plan, state, batch)
+    np.testing.assert_allclose(metrics["train/loss"], loss(z1, z2), rtol=1e-4, err_msg=method)
+    # Per-shard statistics (two halves of the batch) would give another value: the test can tell them apart.
+    halves = (loss(z1[:b // 2], z2[:b // 2]) + loss(z1[b // 2:], z2[b // 2:])) / 2
+    assert abs(halves - loss(z1, z2)) > 1e-3 * abs(loss(z1, z2)), method
+
