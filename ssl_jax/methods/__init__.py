@@ -21,7 +21,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import barlow_twins, byol, moco_v2, simclr, simsiam, vicreg
+from ssl_jax.methods.ssl import barlow_twins, byol, moco_v2, simclr, simsiam, supcon, vicreg
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -32,6 +32,7 @@ METHODS = {
     "moco_v2": moco_v2,
     "barlow_twins": barlow_twins,
     "vicreg": vicreg,
+    "supcon": supcon,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

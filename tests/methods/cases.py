@@ -29,6 +29,8 @@ CASES = {
         "batch_size": 32, "barlow_twins.proj_hidden_dim": 32, "barlow_twins.proj_dim": 16}),
     "vicreg": ("configs/ssl/vicreg_fashion_mnist.py", {"batch_size": 32, "vicreg.proj_hidden_dim": 32,
                                                        "vicreg.proj_dim": 16}),
+    "supcon": ("configs/ssl/supcon_fashion_mnist.py", {"batch_size": 32, "supcon.proj_hidden_dim": 32,
+                                                       "supcon.proj_dim": 16}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -146,3 +146,34 @@ def test_barlow_twins_and_vicreg_statistics_are_over_the_global_batch():
     halves = (loss(z1[:b // 2], z2[:b // 2]) + loss(z1[b // 2:], z2[b // 2:])) / 2
     assert abs(halves - loss(z1, z2)) > 1e-3 * abs(loss(z1, z2)), method
 
+
+# ------------------------------------------------------------------------------------------------- SupCon
+
+
+def _supcon_reference(z, labels, t):
+  """L_out of the paper, with loops: z [2B, d] (view 1 then view 2), labels [2B]."""
+  u = _normalize(z)
+  out = []
+  for i in range(len(u)):
+    others = [a for a in range(len(u)) if a != i]
+    log_den = _logsumexp(np.array([u[i] @ u[a] / t for a in others]), 0)
+    pos = [p for p in others if labels[p] == labels[i]]
+    out.append(np.mean([log_den - u[i] @ u[p] / t for p in pos]) if pos else 0.0)
+  return np.mean(out)
+
+
+def test_supcon_positives_are_the_views_of_the_same_label():
+  plan, state, batch = _setup("supcon")
+  m = plan.method
+  x, b = _two_views(state, batch["image"], m.views), len(batch["image"])
+  _, z = _chain((("encoder", m.encoder), ("projector", m.projector)), state.params, state.batch_stats, x)
+  labels = np.asarray(batch["label"])
+  _, metrics = _step(plan, state, batch)
+  np.testing.assert_allclose(metrics["train/loss"], _supcon_reference(z, np.tile(labels, 2), m.temperature),
+                             rtol=1e-4)
+  # Other labels, other positives, another loss (all distinct labels: SimCLR's NT-Xent).
+  shuffled = {**batch, "label": np.roll(labels, 1)}
+  _, other = _step(plan, state, shuffled)
+  np.testing.assert_allclose(other["train/loss"], _supcon_reference(z, np.tile(np.roll(labels, 1), 2),
+                                                                    m.temperature), rtol=1e-4)
+  assert abs(other["train/loss"] - metrics["train/loss"]) > 1e-3
