@@ -31,6 +31,9 @@ CASES = {
                                                        "vicreg.proj_dim": 16}),
     "supcon": ("configs/ssl/supcon_fashion_mnist.py", {"batch_size": 32, "supcon.proj_hidden_dim": 32,
                                                        "supcon.proj_dim": 16}),
+    "nnclr": ("configs/ssl/nnclr_fashion_mnist.py", {
+        "batch_size": 32, "nnclr.queue_size": 64, "nnclr.proj_dim": 16, "nnclr.proj_hidden_dim": 32,
+        "nnclr.pred_hidden_dim": 32}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

@@ -177,3 +177,43 @@ def test_supcon_positives_are_the_views_of_the_same_label():
   np.testing.assert_allclose(other["train/loss"], _supcon_reference(z, np.tile(np.roll(labels, 1), 2),
                                                                     m.temperature), rtol=1e-4)
   assert abs(other["train/loss"] - metrics["train/loss"]) > 1e-3
+
+
+# -------------------------------------------------------------------------------------------------- NNCLR
+
+
+def test_nnclr_positive_is_the_support_queue_nearest_neighbour():
+  plan, state, batch = _setup("nnclr")
+  m = plan.method
+  x, b = _two_views(state, batch["image"], m.views), len(batch["image"])
+  net = (("encoder", m.encoder), ("projector", m.projector))
+  _, z = _chain(net, state.params, state.batch_stats, x)
+  _, p = _chain(net + (("predictor", m.predictor),), state.params, state.batch_stats, x)
+  z, p = _normalize(z), _normalize(p)
+  queue = np.asarray(state.extra["queue"], np.float64)
+  # Fill half the queue with labelled rows so that nn_acc means something; the rest stays random.
+  labels = np.asarray(batch["label"])
+  K = len(queue)
+  queue_labels = np.where(np.arange(K) % 2 == 0, np.arange(K) % 10, -1).astype(np.int32)
+  state = state.replace(extra={**state.extra, "queue_labels": jnp.asarray(queue_labels)})
+
+  def nearest(v):  # brute force: the row of largest cosine
+    return max(range(K), key=lambda j: float(v @ queue[j]))
+
+  nn1 = [nearest(v) for v in z[:b]]
+  nn2 = [nearest(v) for v in z[b:]]
+  t = m.temperature
+
+  def nce(anchors, preds):
+    logits = anchors @ preds.T / t
+    return np.mean(_logsumexp(logits, 1) - np.diag(logits))
+
+  want = 0.5 * (nce(_normalize(queue[nn1]), p[b:]) + nce(_normalize(queue[nn2]), p[:b]))
+  after, metrics = _step(plan, state, batch)
+  np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/nn_acc"], np.mean(queue_labels[nn1] == labels), atol=1e-6)
+  # The support set then holds the batch's view-1 projections, in order, and their labels.
+  np.testing.assert_allclose(np.asarray(after.extra["queue"])[:b], z[:b], rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(after.extra["queue"])[b:], queue[b:].astype(np.float32))
+  np.testing.assert_array_equal(np.asarray(after.extra["queue_labels"])[:b], labels)
+  assert int(after.extra["queue_ptr"]) == b % K
