@@ -34,6 +34,10 @@ CASES = {
     "nnclr": ("configs/ssl/nnclr_fashion_mnist.py", {
         "batch_size": 32, "nnclr.queue_size": 64, "nnclr.proj_dim": 16, "nnclr.proj_hidden_dim": 32,
         "nnclr.pred_hidden_dim": 32}),
+    "swav": ("configs/ssl/swav_fashion_mnist.py", {
+        "batch_size": 32, "swav.num_prototypes": 16, "swav.proj_hidden_dim": 32, "swav.proj_dim": 16,
+        "swav.freeze_prototypes_steps": 2, "swav.queue_size": 64, "swav.queue_start_step": 1,
+        "swav.views.global_size": 8, "swav.views.local_size": 4}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

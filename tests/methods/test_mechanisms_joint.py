@@ -217,3 +217,66 @@ def test_nnclr_positive_is_the_support_queue_nearest_neighbour():
   np.testing.assert_array_equal(np.asarray(after.extra["queue"])[b:], queue[b:].astype(np.float32))
   np.testing.assert_array_equal(np.asarray(after.extra["queue_labels"])[:b], labels)
   assert int(after.extra["queue_ptr"]) == b % K
+
+
+# --------------------------------------------------------------------------------------------------- SwAV
+
+
+def _sinkhorn_reference(scores, eps, iters):
+  """SwAV's distributed_sinkhorn on one device, in float64."""
+  q = np.exp(scores / eps).T  # [K, B]
+  k, b = q.shape
+  q /= q.sum()
+  for _ in range(iters):
+    q /= q.sum(axis=1, keepdims=True)
+    q /= k
+    q /= q.sum(axis=0, keepdims=True)
+    q /= b
+  return (q * b).T
+
+
+def test_swav_prototypes_stay_unit_norm_and_are_frozen_for_the_first_steps():
+  plan, state, batch = _setup("swav")
+  m = plan.method
+  assert m.freeze_prototypes_steps == 2
+  kernel = lambda s: np.asarray(s.params["prototypes"]["kernel"])
+  start = kernel(state)
+  np.testing.assert_allclose(np.linalg.norm(start, axis=1), 1.0, rtol=1e-6)
+  s = state
+  for k in range(3):
+    s, metrics = _step(plan, jax.tree.map(jnp.asarray, s), batch)
+    np.testing.assert_allclose(np.linalg.norm(kernel(s), axis=1), 1.0, rtol=1e-5)
+    assert metrics["train/prototypes_frozen"] == (k < 2)
+    if k < 2:  # frozen: not moved at all
+      np.testing.assert_allclose(kernel(s), start, rtol=1e-6, atol=1e-7)
+    if k == 1:  # while the rest of the network did (step 0 has learning rate 0 in the warm-up)
+      assert not np.allclose(s.params["projector"]["dense_1"]["kernel"],
+                             state.params["projector"]["dense_1"]["kernel"])
+  assert np.abs(kernel(s) - start).max() > 1e-4, "after the frozen steps the prototypes learn"
+
+
+def test_swav_loss_is_the_swapped_prediction_of_sinkhorn_codes():
+  plan, state, batch = _setup("swav", **{"swav.queue_size": 0, "swav.freeze_prototypes_steps": 0})
+  m = plan.method
+
+  @jax.jit
+  def scores_of(state, images):
+    globals_, locals_ = views_lib.multi_crop_views(common.step_key(state), images, m.views)
+    out = []
+    for group in (jnp.concatenate(globals_), jnp.concatenate(locals_)):
+      f, _ = common.apply(m.encoder, state.params["encoder"], state.batch_stats["encoder"], group, train=True)
+      z, _ = common.apply(m.projector, state.params["projector"], state.batch_stats["projector"], f, train=True)
+      out.append(z)
+    return jnp.concatenate(out)
+
+  b = len(batch["image"])
+  z = _normalize(scores_of(state, batch["image"]))
+  scores = (z @ _normalize(state.params["prototypes"]["kernel"]).T).reshape(-1, b, m.num_prototypes)
+  t, n_views = m.temperature, len(scores)
+  log_p = [s / t - _logsumexp(s / t, 1)[:, None] for s in scores]
+  want = 0.0
+  for v in (0, 1):
+    q = _sinkhorn_reference(scores[v], m.epsilon, m.sinkhorn_iters)
+    want += sum(np.mean(-np.sum(q * log_p[u], 1)) for u in range(n_views) if u != v) / (n_views - 1) / 2
+  _, metrics = _step(plan, state, batch)
+  np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-4)
