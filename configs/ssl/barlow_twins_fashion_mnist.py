@@ -1,10 +1,11 @@
-r"""Barlow Twins, small ConvNet, Fashion-MNIST: cross-correlation of the views pushed to the identity, statistics over the global batch.
+r"""Barlow Twins, small ConvNet, Fashion-MNIST: the views' cross-correlation pushed to the identity.
 
 Pretrains on the 60,000 training images without labels; a linear probe and kNN on frozen features score it
 on the 10,000 test images, beside the raw-pixel probe. The recipe of the BYOL config (same encoder, views and
 AdamW) with solo-learn's 3-layer projector (two Linear-BN-ReLU layers, then Linear), 1024 wide.
 
-  python -m ssl_jax.main --config=configs/ssl/barlow_twins_fashion_mnist.py --workdir=workdirs/barlow_twins_fashion_mnist
+  python -m ssl_jax.main --config=configs/ssl/barlow_twins_fashion_mnist.py \
+      --workdir=workdirs/barlow_twins_fashion_mnist
 
 Budget: 1200 steps, about 8 minutes of training on 2 CPU cores.
 Result when we ran it: queued, not run yet.

@@ -2,7 +2,7 @@ r"""MoCo v2 (solo-learn's MoCo v2+), ResNet-18 (CIFAR stem), CIFAR-10, for a GPU
 
 Needs the TFDS `cifar10` dataset. solo-learn's CIFAR recipe (scripts/pretrain/cifar/mocov2plus.yaml): SGD
 lr 0.3 x batch/256, momentum 0.9, weight decay 1e-4, batch 256, projector 2048 -> 256, temperature 0.2, a
-queue of 32768 keys per view, tau 0.99 -> 0.999, symmetric views with blur on half of them; 1000 epochs there, 200 here.
+queue of 32768 keys per view, tau 0.99 -> 0.999, symmetric views (blur on half); 1000 epochs there, 200 here.
 
   python -m ssl_jax.main --config=configs/ssl/moco_v2_cifar10.py --workdir=$WORKDIR
 

@@ -1,4 +1,4 @@
-r"""VICReg, small ConvNet, Fashion-MNIST: variance, invariance and covariance terms, statistics over the global batch.
+r"""VICReg, small ConvNet, Fashion-MNIST: variance, invariance and covariance over the global batch.
 
 Pretrains on the 60,000 training images without labels; a linear probe and kNN on frozen features score it
 on the 10,000 test images, beside the raw-pixel probe. The recipe of the BYOL config (same encoder, views and
