@@ -38,6 +38,12 @@ CASES = {
         "batch_size": 32, "swav.num_prototypes": 16, "swav.proj_hidden_dim": 32, "swav.proj_dim": 16,
         "swav.freeze_prototypes_steps": 2, "swav.queue_size": 64, "swav.queue_start_step": 1,
         "swav.views.global_size": 8, "swav.views.local_size": 4}),
+    # DINO and MoCo v3 train a ViT-Tiny in their configs; its 12 blocks take minutes to compile on a CPU, so
+    # their shared tests run the same method on the tiny ConvNet (the ViT is tested in tests/models).
+    "dino": ("configs/ssl/dino_fashion_mnist.py", {
+        "batch_size": 32, "model.encoder": "convnet", "dino.num_prototypes": 16, "dino.hidden_dim": 32,
+        "dino.bottleneck_dim": 8, "dino.warmup_teacher_temperature_steps": 4, "dino.freeze_last_layer_steps": 2,
+        "dino.views.global_size": 8, "dino.views.local_size": 4}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

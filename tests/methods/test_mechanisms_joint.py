@@ -280,3 +280,70 @@ def test_swav_loss_is_the_swapped_prediction_of_sinkhorn_codes():
     want += sum(np.mean(-np.sum(q * log_p[u], 1)) for u in range(n_views) if u != v) / (n_views - 1) / 2
   _, metrics = _step(plan, state, batch)
   np.testing.assert_allclose(metrics["train/loss"], want, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------- DINO
+
+
+def _softmax(x):
+  e = np.exp(x - x.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def test_dino_centre_moves_by_its_momentum_and_the_teacher_temperature_warms_up():
+  plan, state, batch = _setup("dino")
+  m = plan.method
+  b = len(batch["image"])
+
+  @jax.jit
+  def outputs(state, images):  # (teacher on the global crops, student on all crops), as the paper
+    globals_, locals_ = views_lib.multi_crop_views(common.step_key(state), images, m.views)
+    def run(params, stats, x):
+      f, _ = common.apply(m.encoder, params["encoder"], stats["encoder"], x, train=True)
+      return common.apply(m.head, params["head"], stats["head"], f, train=True)[0]
+    teacher = state.extra["teacher"]
+    g, l = jnp.concatenate(globals_), jnp.concatenate(locals_)
+    return (run(teacher["params"], teacher["batch_stats"], g),
+            jnp.concatenate([run(state.params, state.batch_stats, g), run(state.params, state.batch_stats, l)]))
+
+  warm, final, steps = 0.04, 0.07, 4  # the case's warm-up: 0.04 -> 0.07 over 4 steps
+  s = state
+  for k in range(2):
+    teacher, student = (np.asarray(o, np.float64).reshape(-1, b, m.head.num_prototypes)
+                        for o in outputs(s, batch["image"]))
+    center = np.asarray(s.extra["center"], np.float64)
+    tau_t = warm + (final - warm) * k / steps
+    # DINO's loss from its formula, with loops over the (teacher crop, student crop) pairs.
+    want, pairs = 0.0, 0
+    for t in range(len(teacher)):
+      p_t = _softmax((teacher[t] - center) / tau_t)
+      for v in range(len(student)):
+        if v != t:
+          log_p = student[v] / m.student_temperature
+          log_p = log_p - _logsumexp(log_p, 1)[:, None]
+          want, pairs = want + np.mean(-np.sum(p_t * log_p, 1)), pairs + 1
+    new, metrics = _step(plan, jax.tree.map(jnp.asarray, s), batch)
+    np.testing.assert_allclose(metrics["train/teacher_temperature"], tau_t, rtol=1e-6)
+    np.testing.assert_allclose(metrics["train/loss"], want / pairs, rtol=1e-4)
+    # c <- 0.9 c + 0.1 mean over both global crops of the whole batch.
+    batch_mean = teacher.reshape(-1, teacher.shape[-1]).mean(0)
+    np.testing.assert_allclose(new.extra["center"], 0.9 * center + 0.1 * batch_mean, rtol=1e-4, atol=1e-6)
+    # The last layer is frozen for the first 2 steps; the teacher is the EMA of the student.
+    np.testing.assert_array_equal(new.params["head"]["last_layer"], state.params["head"]["last_layer"])
+    tau = float(m.tau(k))
+    jax.tree.map(lambda t0, o, t1: np.testing.assert_allclose(t1, tau * t0 + (1 - tau) * o, rtol=1e-5, atol=1e-6),
+                 s.extra["teacher"]["params"], {p: new.params[p] for p in ("encoder", "head")},
+                 new.extra["teacher"]["params"])
+    s = new
+  assert np.abs(np.asarray(s.extra["center"])).max() > 0
+
+
+def test_dino_head_last_layer_is_weight_normalised():
+  plan, state, _ = _setup("dino")
+  m = plan.method
+  feats = np.random.default_rng(0).normal(size=(5, m.encoder.feature_dim)).astype(np.float32)
+  params = state.params["head"]
+  scaled = {**params, "last_layer": params["last_layer"] * np.arange(1, m.head.num_prototypes + 1)}
+  out = m.head.apply({"params": params}, feats)
+  np.testing.assert_allclose(m.head.apply({"params": scaled}, feats), out, rtol=1e-5, atol=1e-6)
+  assert np.abs(np.asarray(out)).max() <= 1 + 1e-5  # unit bottleneck times unit columns: a cosine
