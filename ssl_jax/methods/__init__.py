@@ -21,8 +21,8 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import fixmatch, supervised
-from ssl_jax.methods.ssl import (barlow_twins, byol, dino, moco_v2, nnclr, simclr, simsiam, supcon, swav,
-                                 vicreg)
+from ssl_jax.methods.ssl import (barlow_twins, byol, dino, moco_v2, moco_v3, nnclr, simclr, simsiam, supcon,
+                                 swav, vicreg)
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -37,6 +37,7 @@ METHODS = {
     "nnclr": nnclr,
     "swav": swav,
     "dino": dino,
+    "moco_v3": moco_v3,
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,

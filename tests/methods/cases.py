@@ -44,6 +44,9 @@ CASES = {
         "batch_size": 32, "model.encoder": "convnet", "dino.num_prototypes": 16, "dino.hidden_dim": 32,
         "dino.bottleneck_dim": 8, "dino.warmup_teacher_temperature_steps": 4, "dino.freeze_last_layer_steps": 2,
         "dino.views.global_size": 8, "dino.views.local_size": 4}),
+    "moco_v3": ("configs/ssl/moco_v3_fashion_mnist.py", {
+        "batch_size": 32, "model.encoder": "convnet", "moco_v3.proj_hidden_dim": 32, "moco_v3.proj_dim": 16,
+        "moco_v3.pred_hidden_dim": 32}),
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),

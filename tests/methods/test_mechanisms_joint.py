@@ -347,3 +347,29 @@ def test_dino_head_last_layer_is_weight_normalised():
   out = m.head.apply({"params": params}, feats)
   np.testing.assert_allclose(m.head.apply({"params": scaled}, feats), out, rtol=1e-5, atol=1e-6)
   assert np.abs(np.asarray(out)).max() <= 1 + 1e-5  # unit bottleneck times unit columns: a cosine
+
+
+# ------------------------------------------------------------------------------------------------ MoCo v3
+
+
+def test_moco_v3_symmetric_loss_and_the_momentum_encoder_gets_no_gradient():
+  plan, state, batch = _setup("moco_v3")
+  m = plan.method
+  x, b = _two_views(state, batch["image"], m.views), len(batch["image"])
+  target = state.extra["target"]
+  net = (("encoder", m.encoder), ("projector", m.projector))
+  _, k = _chain(net, target["params"], target["batch_stats"], x)
+  _, q = _chain(net + (("predictor", m.predictor),), state.params, state.batch_stats, x)
+  q, k, t = _normalize(q), _normalize(k), m.temperature
+
+  def ctr(q, k):  # 2t * cross-entropy of q_i against all keys of the batch, positive k_i
+    logits = q @ k.T / t
+    return 2 * t * np.mean(_logsumexp(logits, 1) - np.diag(logits))
+
+  after, metrics = _step(plan, state, batch)
+  np.testing.assert_allclose(metrics["train/loss"], ctr(q[:b], k[b:]) + ctr(q[b:], k[:b]), rtol=1e-4)
+  tau = float(m.tau(0))
+  for part in ("encoder", "projector"):  # exactly the EMA: no gradient step reached the momentum network
+    jax.tree.map(lambda t0, o, t1: np.testing.assert_allclose(t1, tau * t0 + (1 - tau) * o, rtol=1e-5, atol=1e-6),
+                 target["params"][part], after.params[part], after.extra["target"]["params"][part])
+  assert "predictor" not in after.extra["target"]["params"]
