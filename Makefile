@@ -8,7 +8,7 @@ CONFIG ?= configs/ssl/simclr_fashion_mnist.py
 WORKDIR ?= workdirs/simclr_fashion_mnist
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: install install-bench run test bench data
+.PHONY: install install-bench run test test-slow bench data
 
 # constraints.txt pins the tested versions; pyproject.toml holds the ranges a user's project resolves against.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -38,6 +38,10 @@ run: install data
 
 test: install
 	$(PY) -m pytest -q -n 2 tests
+
+# The end-to-end runs marked slow (e.g. two real steps of every CIFAR-10 recipe on mocked TFDS).
+test-slow: install
+	$(PY) -m pytest -q -n 2 -m slow tests
 
 bench: install-bench
 	$(PY) benchmarks/losses.py

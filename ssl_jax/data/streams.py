@@ -168,19 +168,29 @@ class LabelledUnlabelled:
   image, the labelled ones included (as FixMatch does), without its labels. Each part is an endless
   sequence of per-epoch permutations of its own, so a labelled set smaller than B works.
 
+  With `num_unlabelled` > 0 the unlabelled images are instead that many training images outside the
+  labelled split, drawn once with `split_seed` (the seed tutorial's "5,000 labelled + 20,000 unlabelled").
+
   Attributes:
     num_labels: size of the labelled split (a multiple of the number of classes), 0 for all.
     split_seed: seed of the split's draw.
     mu: unlabelled batch size as a multiple of B; 0 gives labelled batches only.
+    num_unlabelled: size of the unlabelled pool outside the labelled split; 0 uses every training image.
   """
   num_labels: int = 250
   split_seed: int = 0
   mu: int = 7
+  num_unlabelled: int = 0
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
-    if self.mu < 0 or self.num_labels < 0:
-      raise ValueError(f"The labelled/unlabelled stream needs labels >= 0 and mu >= 0, got {self.num_labels} "
-                       f"and {self.mu}.")
+    if self.mu < 0 or self.num_labels < 0 or self.num_unlabelled < 0:
+      raise ValueError(f"The labelled/unlabelled stream needs labels >= 0, mu >= 0 and unlabelled >= 0, got "
+                       f"{self.num_labels}, {self.mu} and {self.num_unlabelled}.")
+    if self.num_unlabelled and (not self.num_labels or (
+        info.train_examples and self.num_labels + self.num_unlabelled > info.train_examples)):
+      raise ValueError(f"{self.num_labels} labelled + {self.num_unlabelled} unlabelled images do not fit in the "
+                       f"{info.train_examples or 'available'} training images (the unlabelled pool lies outside "
+                       "a labelled split, so labels must be > 0); use fewer unlabelled images, or 0 for all.")
     if self.num_labels and (self.num_labels % info.num_classes or
                             (info.train_examples and self.num_labels > info.train_examples)):
       raise ValueError(f"{self.num_labels} labels cannot be split evenly over the {info.num_classes} classes"
@@ -210,8 +220,16 @@ class LabelledUnlabelledStream(Stream):
     self.groups = {"labelled": batch_size}
     if spec.mu:
       self.groups["unlabelled"] = spec.mu * batch_size
+    if spec.num_unlabelled:
+      others = np.setdiff1d(np.arange(len(train)), self.labelled_indices)
+      rng = np.random.default_rng([spec.split_seed, 2])
+      self.unlabelled_indices = np.sort(rng.choice(others, spec.num_unlabelled, replace=False))
+      self.name += f"+{spec.num_unlabelled}u"
+    else:
+      self.unlabelled_indices = np.arange(len(train))
     labelled = train.take(self.labelled_indices)
-    self.eval_data = {"train": labelled, "test": data.test, "unlabelled_train": train}
+    self.eval_data = {"train": labelled, "test": data.test,
+                      "unlabelled_train": train.take(self.unlabelled_indices) if spec.num_unlabelled else train}
 
   def local_batch(self, step, *, process_index=None, process_count=None):
     b, n_l = self._b, len(self.labelled_indices)
@@ -220,17 +238,20 @@ class LabelledUnlabelledStream(Stream):
     batch = {"labelled": {"image": self._train.images[rows], "label": self._train.labels[rows]}}
     if self._spec.mu:
       u = self._spec.mu * b
-      urows = _slice(sequence_indices(len(self._train), step * u, u, (self._seed, 1)), process_index,
+      pool = self.unlabelled_indices
+      urows = _slice(pool[sequence_indices(len(pool), step * u, u, (self._seed, 1))], process_index,
                      process_count)
       batch["unlabelled"] = {"image": self._train.images[urows]}
     return batch
 
   def record(self):
     return {**super().record(), "num_labels": len(self.labelled_indices),
-            "split_seed": self._spec.split_seed, "labelled_indices": self.labelled_indices.tolist()}
+            "split_seed": self._spec.split_seed, "labelled_indices": self.labelled_indices.tolist(),
+            **({"num_unlabelled": len(self.unlabelled_indices)} if self._spec.num_unlabelled else {})}
 
   def describe(self):
-    unl = (f" + {len(self._train)} unlabelled (batch {self._spec.mu} x {self._b})" if self._spec.mu else "")
+    unl = (f" + {len(self.unlabelled_indices)} unlabelled (batch {self._spec.mu} x {self._b})"
+           if self._spec.mu else "")
     return f"{self.name}: {len(self.labelled_indices)} labelled training images{unl}"
 
 

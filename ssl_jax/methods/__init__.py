@@ -20,7 +20,7 @@ shared pieces (`TrainState`, `apply`, `gradient_step`, `ema`, `cosine_ema_schedu
 
 from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
-from ssl_jax.methods.semi import fixmatch, supervised
+from ssl_jax.methods.semi import co_training, fixmatch, self_training, supervised
 from ssl_jax.methods.ssl import (barlow_twins, byol, dino, moco_v2, moco_v3, nnclr, simclr, simsiam, supcon,
                                  swav, vicreg)
 from ssl_jax.methods.transfer import dann, finetune
@@ -41,6 +41,8 @@ METHODS = {
     # semi-supervised: judged by test accuracy at a label budget
     "fixmatch": fixmatch,
     "supervised": supervised,
+    "self_training": self_training,
+    "co_training": co_training,
     # multiple-instance learning: judged by bag AUC
     "mil": mil,
     # metric learning: judged by Recall@K on held-out classes

@@ -84,6 +84,24 @@ def test_labelled_split_is_class_balanced_named_and_recorded():
     streams.LabelledUnlabelled(num_labels=25).build(_data(), batch_size=4, seed=0)
 
 
+def test_unlabelled_pool_outside_the_labelled_split():
+  """`num_unlabelled`: a fixed pool of that many images outside the labelled split feeds the unlabelled batch."""
+  data = _data()
+  spec = streams.LabelledUnlabelled(num_labels=20, split_seed=3, mu=2, num_unlabelled=30)
+  stream = spec.build(data, batch_size=8, seed=0)
+  pool = stream.unlabelled_indices
+  assert len(pool) == 30 and len(set(pool.tolist())) == 30 and stream.name == "toy.3@20+30u"
+  assert not set(pool.tolist()) & set(stream.labelled_indices.tolist())
+  assert stream.record()["num_unlabelled"] == 30 and len(stream.eval_data["unlabelled_train"]) == 30
+  pool_images = {data.train.images[i].tobytes() for i in pool}
+  seen = [im.tobytes() for s in range(6) for im in stream.global_batch(s)["unlabelled"]["image"]]
+  assert len(seen) == 96 and set(seen) <= pool_images
+  again = spec.build(data, batch_size=8, seed=7)
+  np.testing.assert_array_equal(again.unlabelled_indices, pool)  # the pool depends on the split seed only
+  with pytest.raises(ValueError, match="do not fit in the"):
+    streams.LabelledUnlabelled(num_labels=20, num_unlabelled=10**6).build(data, batch_size=4, seed=0)
+
+
 def test_bags_are_padded_masked_and_labelled_by_the_target_class():
   spec = streams.Bags(target_class=9, mean_size=5, std_size=1, num_train_bags=50, num_test_bags=20)
   data = _data()

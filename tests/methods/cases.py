@@ -50,6 +50,11 @@ CASES = {
     "fixmatch": ("configs/semi/fixmatch_fashion_mnist.py", {"batch_size": 16, "fixmatch.labels": 50,
                                                             "fixmatch.mu": 2}),
     "supervised": ("configs/semi/supervised_fashion_mnist.py", {"batch_size": 16, "supervised.labels": 50}),
+    # 3 rounds of 4 steps: the resume test crosses a round boundary (the kill lands after step 4).
+    "self_training": ("configs/semi/self_training_fashion_mnist.py", {
+        "batch_size": 16, "self_training.labels": 50, "self_training.mu": 2, "self_training.rounds": 2}),
+    "co_training": ("configs/semi/co_training_fashion_mnist.py", {"batch_size": 16, "co_training.labels": 50,
+                                                                  "co_training.mu": 2}),
     "mil": ("configs/mil/mil_fashion_mnist.py", {
         "batch_size": 16, "model.encoder": "mlp", "model.widths": (32, 16), "mil.train_bags": 64,
         "mil.test_bags": 64, "mil.attention_dim": 16, "mil.clam_weight": 0.3, "mil.clam_top_k": 2}),

@@ -1,5 +1,6 @@
 """What makes each method that method, tested on one step of its tiny run."""
 
+import dataclasses
 import functools
 
 import jax
@@ -287,3 +288,88 @@ def test_simsiam_predictor_learns_at_the_constant_base_rate():
   assert lr_now < 0.5
   np.testing.assert_allclose(updates["predictor"], -1.0 * np.ones(2), rtol=1e-6)
   np.testing.assert_allclose(updates["encoder"], -lr_now * np.ones(3), rtol=1e-5)
+
+
+def test_self_training_rounds_start_from_the_last_checkpoint_with_a_frozen_teacher():
+  """Round 0 learns from labels alone; the first step of round 1 freezes the network that ended round 0 as
+  the teacher, restarts the optimizer and its schedule, and from then on the teacher's labels count."""
+  plan = trainer.preflight(tiny_config("self_training", total_steps=6,
+                                      **{"self_training.rounds": 2, "self_training.threshold": 0.0}))
+  m, stream = plan.method, trainer.load_stream(plan)
+  assert m.steps_per_round == 2
+  step = jax.jit(functools.partial(plan.module.step, m))
+  state = jax.jit(functools.partial(plan.module.init, m))(jax.random.PRNGKey(0))
+  lrs, snapshots = [], []
+  for k in range(4):
+    snapshots.append(jax.device_get(state))
+    state, metrics = step(state, stream.global_batch(k))
+    metrics = jax.device_get(metrics)
+    lrs.append(float(metrics["train/lr"]))
+    assert metrics["train/round"] == k // 2
+    if k < 2:  # the teacher's round: the unlabelled loss is computed but weighs nothing
+      np.testing.assert_allclose(metrics["train/loss"], metrics["train/sup_loss"], rtol=1e-6)
+    else:
+      np.testing.assert_allclose(metrics["train/loss"], metrics["train/sup_loss"] + metrics["train/unsup_loss"],
+                                 rtol=1e-5)
+      assert metrics["train/unsup_loss"] > 0
+    if k == 2:  # the first step of round 1: the teacher is the network of the end of round 0
+      teacher = jax.device_get(state.extra["teacher"])
+      _close(teacher["params"], snapshots[2].params, rtol=0, atol=0)
+      _close(teacher["batch_stats"], snapshots[2].batch_stats, rtol=0, atol=0)
+    if k == 3:  # ... and it stays frozen while the student learns
+      _close(jax.device_get(state.extra["teacher"])["params"], snapshots[2].params, rtol=0, atol=0)
+  assert lrs[2] == lrs[0] and lrs[3] == lrs[1], f"the schedule restarts each round: {lrs}"
+
+
+def test_self_training_teacher_labels_clean_images_soft_or_hard():
+  from ssl_jax.methods import classifier  # pylint: disable=g-import-not-at-top
+  from ssl_jax.methods.semi import self_training  # pylint: disable=g-import-not-at-top
+  plan = trainer.preflight(tiny_config("self_training", **{"self_training.threshold": 0.12}))
+  m = plan.method
+  state = plan.module.init(m, jax.random.PRNGKey(1))
+  x = jax.random.uniform(jax.random.PRNGKey(2), (6, *m.net.image_shape))
+  teacher = state.extra["teacher"]
+  logits, _ = classifier.logits(m.net, teacher["params"], teacher["batch_stats"], x, train=False)
+  probs = np.asarray(jax.nn.softmax(logits))
+  soft, mask = self_training.teacher_targets(m, teacher, x)
+  np.testing.assert_allclose(soft, probs, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(mask, (probs.max(-1) >= 0.12).astype(np.float32))
+  hard, _ = self_training.teacher_targets(dataclasses.replace(m, soft_targets=False), teacher, x)
+  np.testing.assert_array_equal(hard, np.eye(probs.shape[1])[probs.argmax(-1)])
+
+
+def test_co_training_each_network_is_taught_only_by_the_other():
+  from ssl_jax.methods.semi import co_training  # pylint: disable=g-import-not-at-top
+  logits = np.array([[2.0, 0.0, 0.0], [0.1, 0.0, 0.2], [0.0, 9.0, 0.0]], np.float32)
+  labels, mask = co_training.cross_pseudo_labels(jnp.asarray(logits), 0.6)
+  probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+  np.testing.assert_array_equal(labels, probs.argmax(1))
+  np.testing.assert_array_equal(mask, (probs.max(1) >= 0.6).astype(np.float32))
+  # The teacher's side gets no gradient through the pseudo labels.
+  grad = jax.grad(lambda t: jnp.sum(co_training.cross_pseudo_labels(t, 0.0)[1] * t.sum()))(jnp.asarray(logits))
+  np.testing.assert_allclose(grad, np.full_like(logits, 3.0))  # only through t.sum(), times the mask sum 3
+  # Nothing confident: each network learns from the labels alone.
+  _, before, after, metrics, _ = _first_step("co_training", **{"co_training.threshold": 1.0, "optim.warmup_steps": 0})
+  for tag in ("a", "b"):
+    np.testing.assert_allclose(metrics[f"train/mask_ratio_{tag}"], 0.0)
+  np.testing.assert_allclose(metrics["train/loss"], metrics["train/sup_loss_a"] + metrics["train/sup_loss_b"],
+                             rtol=1e-5)
+  # Two different networks (own initialisations), both updated.
+  flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+  assert not np.allclose(flat(before.params["net_a"]), flat(before.params["net_b"]))
+  for name in co_training.NETS:
+    assert not np.allclose(flat(before.params[name]), flat(after.params[name]))
+
+
+def test_co_training_predicts_the_average_of_both_networks():
+  from ssl_jax.methods import classifier  # pylint: disable=g-import-not-at-top
+  from ssl_jax.methods.semi import co_training  # pylint: disable=g-import-not-at-top
+  plan = trainer.preflight(tiny_config("co_training"))
+  m = plan.method
+  state = plan.module.init(m, jax.random.PRNGKey(0))
+  images = (np.random.default_rng(0).random((5, *m.net.image_shape)) * 255).astype(np.uint8)
+  out = co_training.predict(m, state, jnp.asarray(images))
+  x = views_lib.eval_view(jnp.asarray(images), mean=m.net.mean, std=m.net.std)
+  probs = [np.asarray(jax.nn.softmax(classifier.logits(m.net, state.params[n], state.batch_stats[n], x,
+                                                       train=False)[0])) for n in co_training.NETS]
+  np.testing.assert_allclose(np.exp(out["logits"]), (probs[0] + probs[1]) / 2, rtol=1e-5, atol=1e-6)

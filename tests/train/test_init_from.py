@@ -78,3 +78,17 @@ def test_finetuning_starts_from_the_other_runs_parameters_exactly(pretrained):
   _equal(state.extra["ema"]["params"]["encoder"], source.params["encoder"])
   scratch = _fresh_state(tiny_config("finetune"))
   _equal(state.params["classifier"], scratch.params["classifier"])  # the new head is fresh
+
+
+def test_the_two_phase_pair_of_configs_share_the_encoder():
+  """configs/semi/fixmatch_from_simclr_fashion_mnist.py loads the encoder that the SimCLR config trains."""
+  import os  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  phase1 = config_lib.load_config(os.path.join(root, "configs/ssl/simclr_fashion_mnist.py"))
+  phase2 = config_lib.load_config(os.path.join(root, "configs/semi/fixmatch_from_simclr_fashion_mnist.py"))
+  assert phase2.init_from == "workdirs/simclr_fashion_mnist" and phase2.init_params == "encoder"
+  assert (phase1.model.encoder, tuple(phase1.model.widths), phase1.data.name) == (
+      phase2.model.encoder, tuple(phase2.model.widths), phase2.data.name)
+  scratch = config_lib.load_config(os.path.join(root, "configs/semi/fixmatch_from_simclr_fashion_mnist.py:pretrained="))
+  assert scratch.init_from == ""

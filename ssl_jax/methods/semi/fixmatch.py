@@ -10,7 +10,8 @@ pass (one BatchNorm over them, as the authors' code). The strong view is RandAug
 model (`ema_test_top1`), as FixMatch reports.
 
 Config section `fixmatch`: `labels` (size of the class-balanced labelled split; the data are named
-`<dataset>.<label_seed>@<labels>`), `label_seed`, `mu`, `threshold`, `lambda_u`, `ema_decay`, `views`.
+`<dataset>.<label_seed>@<labels>`), `label_seed`, `unlabelled` (0: every training image is unlabelled data,
+as the paper; N: N images outside the labelled split), `mu`, `threshold`, `lambda_u`, `ema_decay`, `views`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,
       "mu": 7,
       "threshold": 0.95,
       "lambda_u": 1.0,
@@ -46,7 +48,8 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.fixmatch
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
+                                    num_unlabelled=s.unlabelled)
 
 
 @dataclasses.dataclass(frozen=True)

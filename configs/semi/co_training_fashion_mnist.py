@@ -1,0 +1,45 @@
+r"""Co-training, two small ConvNets on two views (weak, strong), Fashion-MNIST with 250 labels.
+
+Each network is taught by the other's confident (>= 0.95) predictions on the unlabelled images; the test
+prediction averages both networks. Same split (fashion_mnist.0@250), encoder and optimizer as FixMatch's
+config, so the two are comparable:
+
+  python -m ssl_jax.main --config=configs/semi/co_training_fashion_mnist.py --workdir=workdirs/co_training_fmnist_250
+  python -m ssl_jax.main --config=configs/semi/co_training_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
+
+Budget: 1200 steps, about 6 minutes of training on 2 CPU cores.
+Result when we ran it: queued, not run yet.
+"""
+
+from ssl_jax.train.config import base_config, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, labels=250, label_seed=0)
+  c = base_config("co_training")
+  c.total_steps = 1200
+  c.batch_size = 32
+  c.checkpoint_every_steps = 300
+  c.eval_every_steps = 300
+  c.log_every_steps = 50
+
+  c.data.name = "fashion_mnist"
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64)
+
+  c.co_training.labels = arg.labels
+  c.co_training.label_seed = arg.label_seed
+  c.co_training.mu = 7
+  c.co_training.threshold = 0.95
+  c.co_training.lambda_u = 1.0
+  c.co_training.ema_decay = 0.99
+
+  c.optim.name = "sgd"
+  c.optim.lr = 0.1
+  c.optim.scale_lr_with_batch = False
+  c.optim.nesterov = True
+  c.optim.warmup_steps = 0
+  c.optim.end_lr_factor = 0.2
+  c.optim.weight_decay = 5e-4
+  return c

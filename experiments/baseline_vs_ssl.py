@@ -1,0 +1,155 @@
+r"""The seed tutorial's experiment: the same small CNN on 5,000 labelled images alone, then with SSL on 20,000 more.
+
+  python experiments/baseline_vs_ssl.py [--dataset=fashion_mnist|cifar10] [--labels=5000] [--unlabelled=20000]
+      [--seeds=0,1,2] [--out=experiments/results/baseline_vs_ssl] [--workdirs=workdirs/baseline_vs_ssl]
+      [--set=total_steps=600 ...]
+
+One class-balanced split per seed: `--labels` labelled training images and `--unlabelled` other training images
+without their labels. Phase 1 trains the small ConvNet on the labelled images only
+(`configs/semi/supervised_fashion_mnist.py`); phase 2 trains the same ConvNet with FixMatch on both
+(`configs/semi/fixmatch_fashion_mnist.py`, `fixmatch.unlabelled`). Each phase shows a progress bar; finished
+runs are reused and interrupted ones resume. Prints both test accuracies (mean +- std over the seeds) and writes
+`results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The tutorial reports
+CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the TFDS
+`cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+PHASES = (  # name, what, config, section of the method
+    ("baseline", "labelled images only", "configs/semi/supervised_fashion_mnist.py", "supervised"),
+    ("ssl", "FixMatch on labelled + unlabelled", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch"),
+)
+_STEP = re.compile(r"step (\d+)/(\d+)")
+
+
+def phase_command(phase: str, path: str, section: str, *, labels: int, unlabelled: int, seed: int,
+                  workdir: str, dataset: str, data_dir: str | None, sets: list[str]) -> list[str]:
+  command = [sys.executable, "-m", "ssl_jax.main", f"--config={path}:labels={labels},label_seed={seed}",
+             f"--workdir={workdir}", f"--config.seed={seed}", f"--config.data.name={dataset}"]
+  if phase == "ssl":
+    command.append(f"--config.{section}.unlabelled={unlabelled}")
+  if data_dir and dataset == "fashion_mnist":
+    command.append(f"--config.data.data_dir={data_dir}")
+  return command + [f"--config.{s}" for s in sets]
+
+
+def run_with_progress(command: list[str], desc: str, log_path: str) -> int:
+  """Run `command`, its output to `log_path`, with a progress bar of its training steps."""
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  with open(log_path, "a") as log, tqdm(desc=desc, unit="step", dynamic_ncols=True) as bar:
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+      log.write(line)
+      if match := _STEP.search(line):
+        done, total = int(match.group(1)), int(match.group(2))
+        bar.total = total
+        bar.update(done - bar.n)
+    return proc.wait()
+
+
+def finished(workdir: str) -> float | None:
+  try:
+    with open(os.path.join(workdir, "results.json")) as f:
+      results = json.load(f)
+    with open(os.path.join(workdir, "config.json")) as f:
+      total = json.load(f)["total_steps"]
+  except (OSError, ValueError, KeyError):
+    return None
+  return results.get("test_top1") if results.get("steps") == total else None
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--dataset", default="fashion_mnist", choices=("fashion_mnist", "cifar10"))
+  parser.add_argument("--labels", type=int, default=5000)
+  parser.add_argument("--unlabelled", type=int, default=20000)
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--out", default="experiments/results/baseline_vs_ssl")
+  parser.add_argument("--workdirs", default="workdirs/baseline_vs_ssl")
+  parser.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="an override of a field both phases have, e.g. --set=total_steps=600 (repeatable)")
+  args = parser.parse_args(argv)
+  try:
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+  except ValueError:
+    print(f"error: --seeds takes comma-separated integers, e.g. 0,1,2; got {args.seeds!r}.", file=sys.stderr)
+    return 2
+  if not seeds or args.labels <= 0 or args.unlabelled <= 0 or any("=" not in s for s in args.set):
+    print("error: give at least one seed, --labels > 0, --unlabelled > 0 and --set as KEY=VALUE.", file=sys.stderr)
+    return 2
+  data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
+
+  accuracy = {phase: [] for phase, *_ in PHASES}
+  for seed in seeds:
+    for phase, what, path, section in PHASES:
+      workdir = os.path.join(args.workdirs, args.dataset, f"{phase}_seed{seed}")
+      if (top1 := finished(workdir)) is None:
+        os.makedirs(workdir, exist_ok=True)
+        command = phase_command(phase, path, section, labels=args.labels, unlabelled=args.unlabelled, seed=seed,
+                                workdir=workdir, dataset=args.dataset, data_dir=data_dir, sets=args.set)
+        status = run_with_progress(command, f"seed {seed} {phase} ({what})", os.path.join(workdir, "log.txt"))
+        top1 = finished(workdir)
+        if status != 0 or top1 is None:
+          print(f"error: the {phase} phase (seed {seed}) stopped with exit status {status}; read "
+                f"{workdir}/log.txt, fix the cause and run this command again (finished phases are reused).",
+                file=sys.stderr)
+          return 2
+      else:
+        print(f"seed {seed} {phase}: reusing the finished run in {workdir}")
+      accuracy[phase].append(top1)
+      print(f"seed {seed} {phase} ({what}): test top-1 {top1:.4f}", flush=True)
+
+  base, ssl = np.array(accuracy["baseline"]), np.array(accuracy["ssl"])
+  gain, spread = ssl.mean() - base.mean(), max(base.std(), ssl.std())
+  verdict = ("SSL is ahead by more than the seed-to-seed spread" if gain > spread
+             else "SSL is NOT ahead by more than the seed-to-seed spread")
+  lines = [f"Baseline ({args.labels} labelled only): {base.mean():.4f} ± {base.std():.4f}",
+           f"SSL (FixMatch, + {args.unlabelled} unlabelled): {ssl.mean():.4f} ± {ssl.std():.4f}",
+           f"Gain {gain:+.4f} against a spread of {spread:.4f} over seeds {args.seeds}: {verdict}."]
+  print("\n".join(lines))
+  os.makedirs(args.out, exist_ok=True)
+  per_seed = "\n".join(f"| {s} | {b:.4f} | {x:.4f} |" for s, b, x in zip(seeds, base, ssl))
+  command = (f"python experiments/baseline_vs_ssl.py --dataset={args.dataset} --labels={args.labels} "
+             f"--unlabelled={args.unlabelled} --seeds={args.seeds}" + "".join(f" --set={s}" for s in args.set))
+  with open(os.path.join(args.out, f"results_{args.dataset}.md"), "w") as f:
+    f.write(f"# Baseline versus SSL on {args.dataset}: {args.labels} labelled + {args.unlabelled} unlabelled\n\n"
+            "The same small ConvNet, trained on the labelled images only and with FixMatch on both.\n\n"
+            "| seed | baseline test top-1 | SSL test top-1 |\n| ---: | ---: | ---: |\n" + per_seed + "\n\n"
+            + "\n".join(f"- {line}" for line in lines) + "\n\n"
+            f"Command: `{command}` ({datetime.date.today().isoformat()}).\n")
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(4.2, 4.0))
+  ax.bar([0, 1], [base.mean(), ssl.mean()], yerr=[base.std(), ssl.std()], capsize=6,
+         color=["tab:gray", "tab:blue"])
+  for x, v in zip((0, 1), (base.mean(), ssl.mean())):
+    ax.text(x, v + 0.01, f"{v:.3f}", ha="center", fontsize=9)
+  ax.set_xticks([0, 1], [f"{args.labels} labelled\nonly", f"+ {args.unlabelled}\nunlabelled (FixMatch)"])
+  ax.set_ylim(max(0.0, min(base.mean(), ssl.mean()) - 0.15), 1.0)
+  ax.set_ylabel(f"{args.dataset} test top-1")
+  ax.set_title(f"Baseline vs SSL ({len(seeds)} seeds)", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(os.path.join(args.out, f"baseline_vs_ssl_{args.dataset}.png"), dpi=110)
+  plt.close(fig)
+  print(f"Wrote {args.out}/results_{args.dataset}.md and baseline_vs_ssl_{args.dataset}.png")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,132 @@
+"""The experiment scripts that write the README's tables: they train, reuse finished runs and write tables."""
+
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+
+import baseline_vs_ssl  # noqa: E402  pylint: disable=wrong-import-position
+import semi_supervised  # noqa: E402  pylint: disable=wrong-import-position
+import ssl_benchmark  # noqa: E402  pylint: disable=wrong-import-position
+
+TINY_SIMCLR = ["data.name=digits", "total_steps=4", "batch_size=32", "checkpoint_every_steps=2",
+               "eval_every_steps=2", "model.widths=(8,16)", "simclr.proj_hidden_dim=16", "simclr.proj_dim=8",
+               "eval.monitor_examples=200", "eval.probe_epochs=1", "eval.pixel_baseline=true"]
+
+
+def test_ssl_benchmark_reuses_finished_runs_and_writes_the_table(tmp_path, capsys):
+  """A run whose results.json holds the config's steps is read, not trained again."""
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  for method, probe in (("simclr", 0.8841), ("byol", 0.8752)):
+    os.makedirs(os.path.join(work, method))
+    with open(os.path.join(work, method, "results.json"), "w") as f:
+      json.dump({"steps": 600, "train_seconds": 300.0, "linear_probe_top1": probe, "knn_top1": 0.85,
+                 "pixel_linear_probe_top1": 0.8454}, f)
+    with open(os.path.join(work, method, "metrics.jsonl"), "w") as f:
+      f.write(json.dumps({"step": 300, "eval/rankme": 90.0}) + "\n" + json.dumps({"step": 600, "eval/rankme": 101.4}))
+  args = ["--methods=simclr,byol", f"--out={out}", f"--workdirs={work}", "--set=total_steps=600"]
+  assert ssl_benchmark.main(args) == 0
+  assert capsys.readouterr().out.count("reusing the finished run") == 2
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  assert "| `simclr` | 0.8841 | 0.8500 | 101 | 300 | 600 |" in text
+  assert "| raw pixels (reference) | 0.8454 |" in text
+  assert "below the goal of 0.88: byol." in text and "--set=total_steps=600" in text
+  assert os.path.getsize(os.path.join(out, "ssl_benchmark.png")) > 1000
+
+
+@pytest.mark.slow
+def test_ssl_benchmark_trains_then_reuses_and_writes_the_table(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  args = ["--methods=simclr", f"--out={out}", f"--workdirs={work}", *(f"--set={s}" for s in TINY_SIMCLR)]
+  assert ssl_benchmark.main(args) == 0
+  with open(os.path.join(work, "simclr", "results.json")) as f:
+    results = json.load(f)
+  assert results["steps"] == 4
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  row = next(line for line in text.splitlines() if line.startswith("| `simclr`"))
+  assert f"{results['linear_probe_top1']:.4f}" in row and f"{results['knn_top1']:.4f}" in row
+  assert "| raw pixels (reference) |" in text and "--methods=simclr" in text
+  assert os.path.getsize(os.path.join(out, "ssl_benchmark.png")) > 1000
+  capsys.readouterr()
+  # A second call finds the finished run and does not train again.
+  assert ssl_benchmark.main(args) == 0
+  assert "simclr: reusing the finished run" in capsys.readouterr().out
+
+
+def test_ssl_benchmark_lists_every_ssl_method_and_refuses_unknown_ones(capsys):
+  methods = ssl_benchmark.ssl_methods()
+  assert {"simclr", "byol", "simsiam"} <= set(methods)
+  assert ssl_benchmark.main(["--methods=simclr,nope"]) == 2
+  assert "error: no self-supervised method with a Fashion-MNIST config is called nope" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    ssl_benchmark.main(["--help"])
+
+
+def _fake_run(workdir, steps, results, monitored=()):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump({"steps": steps, "train_seconds": 60.0, **results}, f)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump({"total_steps": steps}, f)
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    f.write("".join(json.dumps({"step": i + 1, "eval/test_top1": v}) + "\n" for i, v in enumerate(monitored)))
+
+
+def test_semi_supervised_grid_reuses_runs_and_reports_mean_std_and_median(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  for seed, (base, fix) in enumerate(((0.75, 0.80), (0.77, 0.84))):
+    _fake_run(os.path.join(work, "supervised", f"labels250_seed{seed}"), 1200, {"test_top1": base}, [0.7, base])
+    _fake_run(os.path.join(work, "fixmatch", f"labels250_seed{seed}"), 1200, {"test_top1": fix},
+              [0.5, 0.9, 0.1, fix])
+  args = ["--methods=supervised,fixmatch", "--labels=250", "--seeds=0,1", "--median_of=3", f"--out={out}",
+          f"--workdirs={work}"]
+  assert semi_supervised.main(args) == 0
+  assert capsys.readouterr().out.count("reusing the finished run") == 4
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  assert "| `supervised` | 0.7600 ± 0.0100 |" in text and "| `fixmatch` | 0.8200 ± 0.0200 |" in text
+  # Medians of the last 3 evaluations: seed 0 median(0.9, 0.1, 0.80) = 0.80, seed 1 median(0.9, 0.1, 0.84) = 0.84.
+  assert text.count("| `fixmatch` | 0.8200 ± 0.0200 |") == 2
+  assert "250 labels: labelled-only baseline 0.7600; at or below it: none." in text
+  assert os.path.getsize(os.path.join(out, "semi_supervised.png")) > 1000
+  assert semi_supervised.main(["--methods=nope"]) == 2
+  assert semi_supervised.main(["--labels=25"]) == 2
+  assert "positive multiples of the 10 classes" in capsys.readouterr().err
+
+
+def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spread(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  for seed, (base, ssl) in enumerate(((0.80, 0.86), (0.82, 0.85))):
+    _fake_run(os.path.join(work, "fashion_mnist", f"baseline_seed{seed}"), 1200, {"test_top1": base})
+    _fake_run(os.path.join(work, "fashion_mnist", f"ssl_seed{seed}"), 1200, {"test_top1": ssl})
+  assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}"]) == 0
+  printed = capsys.readouterr().out
+  assert "Baseline (5000 labelled only): 0.8100 ± 0.0100" in printed
+  assert "Gain +0.0450 against a spread of 0.0100" in printed and "SSL is ahead by more" in printed
+  assert os.path.getsize(os.path.join(out, "baseline_vs_ssl_fashion_mnist.png")) > 1000
+  command = baseline_vs_ssl.phase_command("ssl", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch", labels=5000,
+                                          unlabelled=20000, seed=1, workdir="w", dataset="cifar10", data_dir="/d",
+                                          sets=["total_steps=10"])
+  assert "--config=configs/semi/fixmatch_fashion_mnist.py:labels=5000,label_seed=1" in command
+  assert "--config.fixmatch.unlabelled=20000" in command and "--config.data.name=cifar10" in command
+  assert "--config.total_steps=10" in command and not any("data_dir" in c for c in command)
+
+
+@pytest.mark.slow
+def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  tiny = ["data.name=digits", "total_steps=6", "checkpoint_every_steps=3", "eval_every_steps=3",
+          "model.widths=(8,16)", "batch_size=16"]  # common fields: --set applies to both phases
+  args = ["--seeds=0", "--labels=100", "--unlabelled=500", f"--out={out}", f"--workdirs={work}",
+          *(f"--set={s}" for s in tiny)]
+  assert baseline_vs_ssl.main(args) == 0
+  with open(os.path.join(work, "fashion_mnist", "ssl_seed0", "stream.json")) as f:
+    record = json.load(f)
+  assert record["num_unlabelled"] == 500 and record["num_labels"] == 100
+  assert os.path.exists(os.path.join(out, "results_fashion_mnist.md"))
