@@ -7,7 +7,8 @@ no gradient), and every other crop predicts them:
 
   loss = 1/2 sum_{v in {0, 1}} 1/(V - 1) sum_{u != v} mean_b [ -sum_k q_v[b, k] log softmax_k(s_u[b] / t) ]
 
-(`losses.swav` when there is no queue). The prototypes are projected back onto the unit sphere after every
+(the value of `losses.swav`; the step calls `losses.sinkhorn_knopp` itself so that a queue's rows can join
+the Sinkhorn batch). The prototypes are projected back onto the unit sphere after every
 update (and start there), and for the first `freeze_prototypes_steps` steps they get no gradient and keep
 their value (no weight decay either), as the paper's frozen-prototype warm-up. With `queue_size > 0`, from
 step `queue_start_step` on, the normalised projections of the global crops of the last steps (one FIFO
