@@ -8,7 +8,10 @@ AdamW) with solo-learn's 3-layer projector (two Linear-BN-ReLU layers, then Line
       --workdir=workdirs/barlow_twins_fashion_mnist
 
 Budget: 1200 steps, about 8 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it (2026-12-02, 2 CPU cores shared with 3-4 other jobs, load average 8-10): linear probe
+top-1 0.8881, kNN top-1 0.8632, against 0.8454 for the raw-pixel probe (SimCLR: 0.8815 / 0.8575); 1786 s of
+training at 0.57-0.67 steps/s on the loaded cores (not a measure of the budget on idle cores). The kNN
+monitor read 0.8201 at step 400 and 0.8319 at step 800; RankMe 161 then 170 of 512 dimensions.
 """
 
 from ssl_jax.data import views
