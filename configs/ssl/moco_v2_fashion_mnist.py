@@ -8,7 +8,10 @@ per view (32 steps of keys).
   python -m ssl_jax.main --config=configs/ssl/moco_v2_fashion_mnist.py --workdir=workdirs/moco_v2_fashion_mnist
 
 Budget: 1200 steps, about 9 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it (2026-12-02, 2 CPU cores shared with other jobs, load average 4-6): linear probe top-1
+0.8741, kNN top-1 0.8494, against 0.8454 for the raw-pixel probe (SimCLR: 0.8815 / 0.8575); 732 s of training
+on the shared cores. Below the 0.88 goal: the queue of 8192 keys per view is refilled every 32 steps by a
+key encoder that moves slowly (tau 0.99 -> 1), which a 1200-step run has little time to exploit.
 """
 
 from ssl_jax.data import views
