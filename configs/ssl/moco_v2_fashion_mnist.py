@@ -10,8 +10,8 @@ per view (32 steps of keys).
 Budget: 1200 steps, about 9 minutes of training on 2 CPU cores.
 Result when we ran it (2026-12-02, 2 CPU cores shared with other jobs, load average 4-6): linear probe top-1
 0.8741, kNN top-1 0.8494, against 0.8454 for the raw-pixel probe (SimCLR: 0.8815 / 0.8575); 732 s of training
-on the shared cores. Below the 0.88 goal: the queue of 8192 keys per view is refilled every 32 steps by a
-key encoder that moves slowly (tau 0.99 -> 1), which a 1200-step run has little time to exploit.
+on the shared cores. Below the 0.88 goal; untested guesses: a smaller queue or a constant
+tau of 0.99 would keep the negatives fresher in a run of only 1200 steps.
 """
 
 from ssl_jax.data import views
