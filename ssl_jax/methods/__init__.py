@@ -22,8 +22,9 @@ from ssl_jax.methods.metric import siamese, triplet
 from ssl_jax.methods.mil import mil
 from ssl_jax.methods.semi import (co_training, fixmatch, flexmatch, label_propagation, mean_teacher, mixmatch,
                                   pi_model, pseudo_label, self_training, supervised, uda, vat)
-from ssl_jax.methods.ssl import (autoencoder, beit, byol, contractive_autoencoder, denoising_autoencoder, jigsaw, mae,
-                                 pirl, rotnet, simclr, simsiam, vae, vq_vae)
+from ssl_jax.methods.ssl import (autoencoder, barlow_twins, beit, byol, contractive_autoencoder, denoising_autoencoder,
+                                 dino, jigsaw, mae, moco_v2, moco_v3, nnclr, pirl, rotnet, simclr, simsiam, supcon,
+                                 swav, vae, vicreg, vq_vae)
 from ssl_jax.methods.transfer import dann, finetune
 
 METHODS = {
@@ -31,6 +32,14 @@ METHODS = {
     "simclr": simclr,
     "byol": byol,
     "simsiam": simsiam,
+    "moco_v2": moco_v2,
+    "barlow_twins": barlow_twins,
+    "vicreg": vicreg,
+    "supcon": supcon,
+    "nnclr": nnclr,
+    "swav": swav,
+    "dino": dino,
+    "moco_v3": moco_v3,
     # pretext tasks, masked modelling and auto-encoders: judged the same way
     "rotnet": rotnet,
     "autoencoder": autoencoder,

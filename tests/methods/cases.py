@@ -23,6 +23,30 @@ CASES = {
                                                    "byol.proj_dim": 16, "byol.pred_hidden_dim": 32}),
     "simsiam": ("configs/ssl/simsiam_fashion_mnist.py", {"batch_size": 32, "simsiam.proj_hidden_dim": 32,
                                                          "simsiam.proj_dim": 16, "simsiam.pred_hidden_dim": 8}),
+    "moco_v2": ("configs/ssl/moco_v2_fashion_mnist.py", {"batch_size": 32, "moco_v2.queue_size": 64,
+                                                         "moco_v2.proj_hidden_dim": 32, "moco_v2.proj_dim": 16}),
+    "barlow_twins": ("configs/ssl/barlow_twins_fashion_mnist.py", {
+        "batch_size": 32, "barlow_twins.proj_hidden_dim": 32, "barlow_twins.proj_dim": 16}),
+    "vicreg": ("configs/ssl/vicreg_fashion_mnist.py", {"batch_size": 32, "vicreg.proj_hidden_dim": 32,
+                                                       "vicreg.proj_dim": 16}),
+    "supcon": ("configs/ssl/supcon_fashion_mnist.py", {"batch_size": 32, "supcon.proj_hidden_dim": 32,
+                                                       "supcon.proj_dim": 16}),
+    "nnclr": ("configs/ssl/nnclr_fashion_mnist.py", {
+        "batch_size": 32, "nnclr.queue_size": 64, "nnclr.proj_dim": 16, "nnclr.proj_hidden_dim": 32,
+        "nnclr.pred_hidden_dim": 32}),
+    "swav": ("configs/ssl/swav_fashion_mnist.py", {
+        "batch_size": 32, "swav.num_prototypes": 16, "swav.proj_hidden_dim": 32, "swav.proj_dim": 16,
+        "swav.freeze_prototypes_steps": 2, "swav.queue_size": 64, "swav.queue_start_step": 1,
+        "swav.views.global_size": 8, "swav.views.local_size": 4}),
+    # DINO and MoCo v3 train a ViT-Tiny in their configs; its 12 blocks take minutes to compile on a CPU, so
+    # their shared tests run the same method on the tiny ConvNet (the ViT is tested in tests/models).
+    "dino": ("configs/ssl/dino_fashion_mnist.py", {
+        "batch_size": 32, "model.encoder": "convnet", "dino.num_prototypes": 16, "dino.hidden_dim": 32,
+        "dino.bottleneck_dim": 8, "dino.warmup_teacher_temperature_steps": 4, "dino.freeze_last_layer_steps": 2,
+        "dino.views.global_size": 8, "dino.views.local_size": 4}),
+    "moco_v3": ("configs/ssl/moco_v3_fashion_mnist.py", {
+        "batch_size": 32, "model.encoder": "convnet", "moco_v3.proj_hidden_dim": 32, "moco_v3.proj_dim": 16,
+        "moco_v3.pred_hidden_dim": 32}),
     "rotnet": ("configs/ssl/rotnet_fashion_mnist.py", {"batch_size": 16}),
     "autoencoder": ("configs/ssl/autoencoder_fashion_mnist.py", {"batch_size": 16,
                                                                  "autoencoder.decoder_widths": (16, 8)}),
