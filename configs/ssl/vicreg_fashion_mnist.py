@@ -7,7 +7,9 @@ AdamW) with solo-learn's 3-layer projector (two Linear-BN-ReLU layers, then Line
   python -m ssl_jax.main --config=configs/ssl/vicreg_fashion_mnist.py --workdir=workdirs/vicreg_fashion_mnist
 
 Budget: 1200 steps, about 8 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it (2026-12-02, 2 CPU cores shared with other jobs, load average 2-4): linear probe top-1
+0.8854, kNN top-1 0.8659, against 0.8454 for the raw-pixel probe (SimCLR: 0.8815 / 0.8575); 658 s of training
+on the shared cores. The kNN monitor read 0.8202 at step 400 and 0.8323 at step 800; RankMe 155 then 162.
 """
 
 from ssl_jax.data import views
