@@ -1,6 +1,7 @@
 """The pieces every method's step is made of, as plain functions: import them to write your own loop.
 
     state = TrainState(step, params, batch_stats, opt_state, rng, extra)   # one pytree for every method
+    params, stats = init_parts(modules, keys, x, probe=probe, ...)        # encoder -> heads (+ probe, init_from)
     out, stats = apply(module, params, batch_stats, x, train=True)         # BatchNorm threaded here only
     state, metrics = gradient_step(state, loss_fn, tx=tx, schedule=lr)     # value-and-grad + update + metrics
     target = ema(target, online, decay)                                    # optax.incremental_update
@@ -72,6 +73,18 @@ def init_chain(modules: dict[str, nn.Module], keys: Sequence[jax.Array], x: jax.
     x, _ = apply(module, params[name], batch_stats[name], x, train=False)
     features = x if features is None else features
   return params, batch_stats, features
+
+
+def init_parts(modules: dict[str, nn.Module], keys: Sequence[jax.Array], x: jax.Array, *,
+               probe: OnlineProbe | None = None, probe_key: jax.Array | None = None,
+               pretrained: dict | None = None) -> tuple[dict, dict]:
+  """The fresh (params, batch_stats) of a method's parts: `init_chain(modules, keys, x)`, an online probe on
+  the first module's features (as `params["probe"]`, when `probe` is given) and `init_from`'s parts loaded
+  over them (`load_pretrained`)."""
+  params, batch_stats, features = init_chain(modules, keys, x)
+  if probe is not None:
+    params["probe"] = probe.init(probe_key, features)["params"]
+  return load_pretrained(params, batch_stats, pretrained)
 
 
 def apply(module: nn.Module, params: Any, batch_stats: Any, *args, train: bool,

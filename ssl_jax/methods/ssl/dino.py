@@ -145,11 +145,9 @@ def make(config, info) -> DINO:
 
 def init(m: DINO, rng: jax.Array, pretrained=None) -> common.TrainState:
   k_enc, k_head, k_probe, k_aug = jax.random.split(rng, 4)
-  params, batch_stats, feats = common.init_chain({"encoder": m.encoder, "head": m.head}, (k_enc, k_head),
-                                                 jnp.zeros((2, *m.image_shape), jnp.float32))
-  if m.probe is not None:
-    params["probe"] = m.probe.init(k_probe, feats)["params"]
-  params, batch_stats = common.load_pretrained(params, batch_stats, pretrained)
+  params, batch_stats = common.init_parts(
+      {"encoder": m.encoder, "head": m.head}, (k_enc, k_head),
+      jnp.zeros((2, *m.image_shape), jnp.float32), probe=m.probe, probe_key=k_probe, pretrained=pretrained)
   teacher = {"params": {k: params[k] for k in PARTS}, "batch_stats": {k: batch_stats[k] for k in PARTS}}
   extra = {"teacher": teacher, "center": jnp.zeros((m.head.num_prototypes,), jnp.float32)}
   return common.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,

@@ -111,11 +111,9 @@ def enqueue(queue: jax.Array, ptr: jax.Array, keys: jax.Array) -> tuple[jax.Arra
 
 def init(m: MoCoV2, rng: jax.Array, pretrained=None) -> common.TrainState:
   k_enc, k_proj, k_probe, k_queue, k_aug = jax.random.split(rng, 5)
-  params, batch_stats, feats = common.init_chain({"encoder": m.encoder, "projector": m.projector},
-                                                 (k_enc, k_proj), jnp.zeros((2, *m.image_shape), jnp.float32))
-  if m.probe is not None:
-    params["probe"] = m.probe.init(k_probe, feats)["params"]
-  params, batch_stats = common.load_pretrained(params, batch_stats, pretrained)
+  params, batch_stats = common.init_parts(
+      {"encoder": m.encoder, "projector": m.projector}, (k_enc, k_proj),
+      jnp.zeros((2, *m.image_shape), jnp.float32), probe=m.probe, probe_key=k_probe, pretrained=pretrained)
   target = {"params": {k: params[k] for k in MOMENTUM_PARTS},
             "batch_stats": {k: batch_stats[k] for k in MOMENTUM_PARTS}}
   proj_dim = m.projector.out_dim

@@ -99,12 +99,9 @@ def _normalize(x: jax.Array) -> jax.Array:
 
 def init(m: NNCLR, rng: jax.Array, pretrained=None) -> common.TrainState:
   k_enc, k_proj, k_pred, k_probe, k_queue, k_aug = jax.random.split(rng, 6)
-  params, batch_stats, feats = common.init_chain(
+  params, batch_stats = common.init_parts(
       {"encoder": m.encoder, "projector": m.projector, "predictor": m.predictor}, (k_enc, k_proj, k_pred),
-      jnp.zeros((2, *m.image_shape), jnp.float32))
-  if m.probe is not None:
-    params["probe"] = m.probe.init(k_probe, feats)["params"]
-  params, batch_stats = common.load_pretrained(params, batch_stats, pretrained)
+      jnp.zeros((2, *m.image_shape), jnp.float32), probe=m.probe, probe_key=k_probe, pretrained=pretrained)
   extra = {"queue": _normalize(jax.random.normal(k_queue, (m.queue_size, m.projector.out_dim), jnp.float32)),
            "queue_labels": jnp.full((m.queue_size,), -1, jnp.int32),
            "queue_ptr": jnp.zeros((), jnp.int32)}

@@ -98,12 +98,9 @@ def make(config, info) -> SimSiam:
 
 def init(m: SimSiam, rng: jax.Array, pretrained=None) -> common.TrainState:
   k_enc, k_proj, k_pred, k_probe, k_aug = jax.random.split(rng, 5)
-  params, batch_stats, feats = common.init_chain(
+  params, batch_stats = common.init_parts(
       {"encoder": m.encoder, "projector": m.projector, "predictor": m.predictor}, (k_enc, k_proj, k_pred),
-      jnp.zeros((2, *m.image_shape), jnp.float32))
-  if m.probe is not None:
-    params["probe"] = m.probe.init(k_probe, feats)["params"]
-  params, batch_stats = common.load_pretrained(params, batch_stats, pretrained)
+      jnp.zeros((2, *m.image_shape), jnp.float32), probe=m.probe, probe_key=k_probe, pretrained=pretrained)
   return common.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                            opt_state=m.tx.init(params), rng=k_aug)
 
