@@ -4,6 +4,7 @@
     params, stats = init_parts(modules, keys, x, probe=probe, ...)        # encoder -> heads (+ probe, init_from)
     out, stats = apply(module, params, batch_stats, x, train=True)         # BatchNorm threaded here only
     state, metrics = gradient_step(state, loss_fn, tx=tx, schedule=lr)     # value-and-grad + update + metrics
+    state, metrics, out = gradient_step(..., with_outputs=True)            # + arrays loss_fn returns for after
     target = ema(target, online, decay)                                    # optax.incremental_update
     decay = cosine_ema_schedule(0.99, total_steps)(step)                   # BYOL's tau(k), a pure function
     loss, metrics = online_probe(probe, params["probe"], features, labels) # linear head on frozen features
@@ -104,31 +105,41 @@ def apply(module: nn.Module, params: Any, batch_stats: Any, *args, train: bool,
   return module.apply(variables, *args, train=train, rngs=rngs, **kwargs), batch_stats
 
 
-def gradient_step(state: TrainState, loss_fn: Callable[[Any], tuple[jax.Array, tuple[dict, Any]]], *,
-                  tx: optax.GradientTransformation,
-                  schedule: optax.Schedule | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+def gradient_step(state: TrainState, loss_fn: Callable[[Any], tuple[jax.Array, tuple]], *,
+                  tx: optax.GradientTransformation, schedule: optax.Schedule | None = None,
+                  with_outputs: bool = False):
   """One optimizer update of `state.params` on `loss_fn`, and the standard metrics.
 
   Args:
     state: the current state.
     loss_fn: `params -> (total_loss, (metrics, batch_stats))`: the scalar to minimise, the method's own
       metrics (e.g. "train/loss" for the method's loss without an online probe's), and the updated
-      BatchNorm statistics (from `apply`).
+      BatchNorm statistics (from `apply`). With `with_outputs`, `(total_loss, (metrics, batch_stats,
+      outputs))`: `outputs` are arrays the method needs after the update (the new keys of a queue, the
+      embeddings of a memory bank, the predictions behind a per-class status), returned without gradient.
     tx: the optimizer.
     schedule: the learning-rate schedule, logged as "train/lr".
+    with_outputs: whether `loss_fn` returns outputs (and this function returns them too).
   Returns:
     (state with new params, opt_state, batch_stats and step + 1; metrics with "train/loss" (the total
-    when the method reports none), "train/lr", "train/l2_grads" and "train/l2_params").
+    when the method reports none), "train/lr", "train/l2_grads" and "train/l2_params"), and with
+    `with_outputs` a third item, the outputs of `loss_fn` (stop-gradient).
   """
-  (total, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (total, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics, batch_stats, *outputs = aux
+  if len(outputs) != int(with_outputs):
+    raise ValueError("gradient_step: loss_fn must return (loss, (metrics, batch_stats, outputs)) exactly when "
+                     "with_outputs=True, and (loss, (metrics, batch_stats)) otherwise.")
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {"train/loss": total, **metrics, "train/l2_grads": optax.tree.norm(grads),
              "train/l2_params": optax.tree.norm(params)}
   if schedule is not None:
     metrics["train/lr"] = schedule(state.step)
-  return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                       opt_state=opt_state), metrics
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+  if with_outputs:
+    return new_state, metrics, jax.lax.stop_gradient(outputs[0])
+  return new_state, metrics
 
 
 def ema(target: Any, online: Any, decay: jax.Array | float) -> Any:

@@ -136,13 +136,11 @@ def step(m: FlexMatch, state: common.TrainState, batch) -> tuple[common.TrainSta
     ce, _ = fixmatch_loss(jax.lax.stop_gradient(l_weak), l_strong, threshold=0.0)  # every example: CE to argmax
     unsup = jnp.mean(ce * mask)
     metrics = {"train/sup_loss": sup, "train/unsup_loss": unsup, "train/mask_ratio": mask.mean(),
-               "train/mean_threshold": thresholds.mean(), "train/labelled_top1": common.top1(l_lab, labels),
-               # Not metrics: the weak predictions, taken out below to update the learning status.
-               "confidence": confidence, "pseudo": pseudo}
-    return sup + m.lambda_u * unsup, (metrics, stats)
+               "train/mean_threshold": thresholds.mean(), "train/labelled_top1": common.top1(l_lab, labels)}
+    return sup + m.lambda_u * unsup, (metrics, stats, (confidence, pseudo))  # for the learning status
 
-  state, metrics = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
-  confidence, pseudo = metrics.pop("confidence"), metrics.pop("pseudo")
+  state, metrics, (confidence, pseudo) = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule,
+                                                              with_outputs=True)
   index = batch["unlabelled"]["index"]
   confident = confidence >= m.threshold
   selected = selected.at[index].set(jnp.where(confident, pseudo.astype(jnp.int32), selected[index]))

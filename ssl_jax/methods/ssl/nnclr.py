@@ -135,12 +135,11 @@ def step(m: NNCLR, state: common.TrainState, batch) -> tuple[common.TrainState, 
                   + jnp.mean(info_nce(nn2, p[:b], temperature=m.temperature)))
     probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
     nn_acc = jnp.mean((state.extra["queue_labels"][idx1] == batch["label"]).astype(jnp.float32))
-    # The new projections of view 1 leave through the aux output (taken out of the metrics below).
-    metrics = {"train/loss": loss, "train/nn_acc": nn_acc, **metrics, "_z1": z[:b]}
-    return loss + probe_loss, (metrics, {"encoder": enc_stats, "projector": proj_stats, "predictor": pred_stats})
+    metrics = {"train/loss": loss, "train/nn_acc": nn_acc, **metrics}
+    stats = {"encoder": enc_stats, "projector": proj_stats, "predictor": pred_stats}
+    return loss + probe_loss, (metrics, stats, z[:b])  # the new projections of view 1, for the queue
 
-  new_state, metrics = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
-  z1 = metrics.pop("_z1")
+  new_state, metrics, z1 = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule, with_outputs=True)
   queue, ptr = enqueue(queue, state.extra["queue_ptr"], z1)
   labels, _ = enqueue(state.extra["queue_labels"][:, None], state.extra["queue_ptr"], batch["label"][:, None])
   return new_state.replace(extra={"queue": queue, "queue_labels": labels[:, 0], "queue_ptr": ptr}), metrics

@@ -187,14 +187,10 @@ def step(m: PIRL, state: common.TrainState, batch) -> tuple[common.TrainState, d
     probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats, batch["label"])
     metrics = {"train/loss": loss, "train/loss_jigsaw": loss_puz, "train/loss_image": loss_img,
                "train/invariance_cos": jax.lax.stop_gradient(jnp.mean(jnp.sum(f_img * f_puz, -1))), **metrics}
-    # f(I) rides out beside the BatchNorm statistics (under a key no module has) for the bank update.
-    return loss + probe_loss, (metrics, {**stats, "_f_img": jax.lax.stop_gradient(f_img)})
+    return loss + probe_loss, (metrics, stats, f_img)  # f(I), for the bank update
 
-  state, metrics = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
-  batch_stats = dict(state.batch_stats)
-  f_img = batch_stats.pop("_f_img")
-  return state.replace(batch_stats=batch_stats,
-                       extra={"bank": update_bank(bank, batch["index"], f_img, m.bank_momentum)}), metrics
+  state, metrics, f_img = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule, with_outputs=True)
+  return state.replace(extra={"bank": update_bank(bank, batch["index"], f_img, m.bank_momentum)}), metrics
 
 
 def predict(m: PIRL, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:

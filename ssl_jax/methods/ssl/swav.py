@@ -179,11 +179,12 @@ def step(m: SwAV, state: common.TrainState, batch) -> tuple[common.TrainState, d
     q = [codes(m, scores[v], None if queue is None else queue[v] @ protos.T, use_queue) for v in (0, 1)]
     loss = swapped_prediction(scores, q, m.temperature)
     probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), first_feats, batch["label"])
-    metrics = {"train/loss": loss, **metrics, "_z_global": jax.lax.stop_gradient(z[:2 * b])}
-    return loss + probe_loss, (metrics, {"encoder": enc_stats, "projector": proj_stats})
+    metrics = {"train/loss": loss, **metrics}
+    return loss + probe_loss, (metrics, {"encoder": enc_stats, "projector": proj_stats}, z[:2 * b])
 
-  new_state, metrics = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
-  z_global = metrics.pop("_z_global").reshape(2, b, -1)
+  new_state, metrics, z_global = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule,
+                                                      with_outputs=True)
+  z_global = z_global.reshape(2, b, -1)  # the global crops' projections, for the queue
   old, new = state.params["prototypes"]["kernel"], new_state.params["prototypes"]["kernel"]
   protos = _normalize(jnp.where(frozen, old, new))  # frozen: no update at all; then back on the sphere
   params = {**new_state.params, "prototypes": {"kernel": protos}}
