@@ -8,7 +8,8 @@ config, so the two are comparable:
   python -m ssl_jax.main --config=configs/semi/co_training_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
 
 Budget: 1200 steps, about 6 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

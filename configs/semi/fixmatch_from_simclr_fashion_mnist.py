@@ -15,7 +15,8 @@ scratch on the same split and encoder: `configs/semi/fixmatch_fashion_mnist.py` 
 config with `pretrained=` left empty (`:pretrained=` trains from scratch).
 
 Budget: phase 1 as its config (1200 steps, about 6 minutes on 2 CPU cores); phase 2 1200 steps, about 7 minutes.
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

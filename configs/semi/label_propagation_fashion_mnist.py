@@ -11,7 +11,8 @@ semi-supervised configs); raw normalised pixels by default, or the frozen encode
 propagation iterations; the test images are labelled by their 10 nearest training nodes.
 
 Budget: 170 steps, a few minutes on 2 CPU cores (the neighbour search over 60,000 x 60,000 pairs dominates).
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

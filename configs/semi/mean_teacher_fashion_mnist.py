@@ -9,7 +9,8 @@ arguments:
 
 Budget: 1200 steps (unlabelled batch 7 x 32; the student and the teacher each see a weak view), about 4
 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

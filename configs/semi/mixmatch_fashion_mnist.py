@@ -12,7 +12,8 @@ steps, collapsed a 30-step trial run at lr 0.1 to one predicted class).
 
 Budget: 1200 steps (unlabelled batch 4 x 32, K = 2 weak views of each: a guessing pass over 256 images and a
 training pass over 288 mixed ones), about 5 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -9,7 +9,8 @@ Every round is 400 steps with its own schedule; a run killed in any round resume
   python -m ssl_jax.main --config=configs/semi/self_training_fashion_mnist.py:labels=40,rounds=3 --workdir=...
 
 Budget: 1200 steps (3 rounds of 400), about 5 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -12,7 +12,8 @@ there, 3 / 28 for a normalised 28 x 28 x 1 image).
 
 Budget: 1200 steps (unlabelled batch 4 x 32; each step one more forward and backward pass for the power
 iteration), about 5 minutes of training on 2 CPU cores.
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); the first command above runs it.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -11,7 +11,8 @@ frozen CLS features of whole images score it on the 10,000 test images, beside t
 
 Budget: 500 steps of batch 128 (the ViT sees all 50 tokens), about 7 minutes of training on 2 CPU cores,
 after the 7 minutes of phase 1 (estimated from the step cost relative to RotNet).
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=beit` runs it.
 """
 
 from ssl_jax.train.config import base_config

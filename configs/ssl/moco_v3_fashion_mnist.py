@@ -10,7 +10,8 @@ image: the budget allows far fewer steps.
 
 Budget: 200 steps at batch 128, about 10 minutes of training on 2 CPU cores (estimated from a
 few timed steps on a shared machine).
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=moco_v3` runs it.
 """
 
 from ssl_jax.data import views

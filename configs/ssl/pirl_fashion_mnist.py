@@ -10,7 +10,8 @@ become informative: 1500 steps are 6.4 epochs.
   python -m ssl_jax.main --config=configs/ssl/pirl_fashion_mnist.py --workdir=workdirs/pirl_fashion_mnist
 
 Budget: 1500 steps, about 8 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=pirl` runs it.
 """
 
 from ssl_jax.train.config import base_config

@@ -9,7 +9,8 @@ configs/ssl/beit_fashion_mnist.py loads with init_from.
   python -m ssl_jax.main --config=configs/ssl/vq_vae_fashion_mnist.py --workdir=workdirs/vq_vae_fashion_mnist
 
 Budget: 1000 steps, about 7 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: queued, not run yet.
+Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
+added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=beit` runs it.
 """
 
 from ssl_jax.train.config import base_config

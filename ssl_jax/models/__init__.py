@@ -13,11 +13,11 @@ from ssl_jax.models.mil import AttentionMIL, GatedAttention
 from ssl_jax.models.registry import ENCODERS, make_encoder
 from ssl_jax.models.small import MLP, LeNetMIL
 from ssl_jax.models.resnet import BasicBlock, Bottleneck, ResNet, ResNet18, ResNet34, ResNet50
-from ssl_jax.models.vit import ViT, vit_mini, vit_small, vit_tiny
+from ssl_jax.models.vit import ViT, vit_micro, vit_mini, vit_small, vit_tiny
 from ssl_jax.models.wide_resnet import WRN28_2, WRN28_8, WideResNet
 
 __all__ = [
     "ENCODERS", "AttentionMIL", "BasicBlock", "Bottleneck", "ConvNet", "GatedAttention",
     "LeNetMIL", "LinearHead", "MLP", "MLPHead", "ResNet", "ResNet18", "ResNet34", "ResNet50", "ViT", "WRN28_2",
-    "WRN28_8", "WideResNet", "batch_norm", "make_encoder", "vit_mini", "vit_small", "vit_tiny",
+    "WRN28_8", "WideResNet", "batch_norm", "make_encoder", "vit_micro", "vit_mini", "vit_small", "vit_tiny",
 ]

@@ -11,7 +11,7 @@ import flax.linen as nn
 from ssl_jax.models.convnet import ConvNet
 from ssl_jax.models.resnet import ResNet18, ResNet50
 from ssl_jax.models.small import MLP, LeNetMIL
-from ssl_jax.models.vit import vit_mini, vit_small, vit_tiny
+from ssl_jax.models.vit import vit_micro, vit_mini, vit_small, vit_tiny
 from ssl_jax.models.wide_resnet import WRN28_2
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
@@ -24,6 +24,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "resnet50_cifar": functools.partial(ResNet50, stem="cifar"),
     "resnet50_imagenet": functools.partial(ResNet50, stem="imagenet"),
     "wrn28_2": WRN28_2,
+    "vit_micro": vit_micro,
     "vit_mini": vit_mini,
     "vit_tiny": vit_tiny,
     "vit_small": vit_small,

@@ -177,6 +177,12 @@ class ViT(nn.Module):
     return x if return_tokens else x[:, 0]
 
 
+def vit_micro(patch_size: int = 4, **kwargs: Any) -> ViT:
+  """A 1-block, 32-wide ViT with 2 heads: a seconds-long smoke test of a ViT method, not a model to train."""
+  fields = {"patch_size": patch_size, "hidden_dim": 32, "depth": 1, "num_heads": 2}
+  return ViT(**{**fields, **kwargs})
+
+
 def vit_mini(patch_size: int = 7, **kwargs: Any) -> ViT:
   """A 4-block, 128-wide ViT with 4 heads (0.8M params) for 28x28 images on a CPU; kwargs override fields."""
   fields = {"patch_size": patch_size, "hidden_dim": 128, "depth": 4, "num_heads": 4}

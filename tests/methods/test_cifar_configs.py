@@ -1,9 +1,10 @@
 """Every CIFAR-10 config (the published recipes, for a GPU or TPU) works with the real `tfds.load` path.
 
 This machine has neither CIFAR-10 nor an accelerator, so TFDS is mocked (`tfds.testing.mock_data`: random
-images of CIFAR-10's shapes through the real loading code). Fast: the config resolves, its stream loads and
-its method's `init` and `step` trace on a batch of the configured shapes (no compilation). Slow
-(`make test-slow`): two real training steps of each config, checkpointed, at a batch of 16.
+images of CIFAR-10's shapes through the real loading code). Fast: every CIFAR-10 config loads and validates
+(`tests/train/test_config.py`), and SimCLR's recipe traces. Slow (`make test-slow`, tens of seconds each):
+every config's stream loads and its method's `init` and `step` trace on a batch of the configured shapes and
+model; and two real training steps of each config, checkpointed, at a batch of 16.
 """
 
 import functools
@@ -44,7 +45,8 @@ def test_there_are_cifar_configs():
   assert "configs/ssl/simclr_cifar10.py" in CIFAR_CONFIGS
 
 
-@pytest.mark.parametrize("path", CIFAR_CONFIGS)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=() if p == "configs/ssl/simclr_cifar10.py" else pytest.mark.slow)
+                                  for p in CIFAR_CONFIGS])
 def test_cifar_config_loads_its_data_and_traces(path):
   """The config's stream, init and step at the configured batch size and model, traced abstractly."""
   config = _config(path)

@@ -38,11 +38,11 @@ def _abstract_init(model, shape):
 
 
 # Small-input overrides: registry defaults except where the input size needs them.
-_OVERRIDES = {"vit_mini": {"patch_size": 4, "image_size": 32}, "vit_tiny": {"patch_size": 4, "image_size": 32},
+_OVERRIDES = {"vit_micro": {"image_size": 32}, "vit_mini": {"patch_size": 4, "image_size": 32}, "vit_tiny": {"patch_size": 4, "image_size": 32},
               "vit_small": {"patch_size": 4, "image_size": 32}}
 _FEATURE_DIMS = {"convnet": 128, "mlp": 128, "lenet_mil": 500, "lenet_mil_small": 128, "resnet18_cifar": 512, "resnet18_imagenet": 512,
                  "resnet50_cifar": 2048, "resnet50_imagenet": 2048, "wrn28_2": 128,
-                 "vit_mini": 128, "vit_tiny": 192, "vit_small": 384}
+                 "vit_micro": 32, "vit_mini": 128, "vit_tiny": 192, "vit_small": 384}
 
 
 def test_registry_names():
