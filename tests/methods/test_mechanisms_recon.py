@@ -176,7 +176,7 @@ def test_mae_encoder_sees_only_the_visible_quarter_and_the_loss_is_on_masked_pat
   fwd = jax.jit(lambda x: mae.forward(m, before.params, x, key, train=True))
   pred, target, mask, tokens = jax.device_get(fwd(x))
   b = x.shape[0]
-  assert tokens.shape == (b, 1 + 4, 128)  # CLS + the 4 visible patches of 16
+  assert tokens.shape == (b, 1 + 4, m.encoder.hidden_dim)  # CLS + the 4 visible patches of 16
   np.testing.assert_array_equal(mask.sum(1), 12)
   # Changing the pixels of masked patches leaves the encoder's output unchanged; a visible patch changes it.
   noise = np.random.default_rng(0).normal(size=target.shape).astype(np.float32)

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 
 from tests.train._run import ROOT, cpu_env, free_port, losses, main_command, run_main
 
@@ -28,6 +29,7 @@ def _steps(workdir):
   return sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
 
 
+@pytest.mark.slow  # three real processes, about a minute; test_cluster.py's SLURM test also starts two processes
 def test_two_processes_match_one_process_and_agree_on_a_preemption(tmp_path):
   total = ("--config.total_steps=40",)
   single = tmp_path / "single"
