@@ -19,7 +19,11 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+import optax
 
+from ssl_jax import optim as optim_lib
+from ssl_jax.data import streams
 from ssl_jax.data import views as views_lib
 from ssl_jax.methods import common
 from ssl_jax.models import heads
@@ -100,6 +104,65 @@ def check_fraction(section: str, field: str, value: float, *, upper_open: bool =
 def check_mu(section: str, mu: int) -> None:
   if mu < 1:
     raise ValueError(f"{section}.mu must be at least 1 (unlabelled batch = mu x batch_size), got {mu}.")
+
+
+def semi_stream(s, **kwargs) -> streams.LabelledUnlabelled:
+  """The labelled + unlabelled stream of a semi-supervised config section.
+
+  Reads `labels`, `label_seed`, `mu` and, when the section has it, `unlabelled` (the number of unlabelled
+  images; 0: all); `kwargs` go to `streams.LabelledUnlabelled` (e.g. `with_indices=True`).
+  """
+  if "unlabelled" in s:
+    kwargs.setdefault("num_unlabelled", s.unlabelled)
+  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu, **kwargs)
+
+
+def consistency_config(*, lambda_u: float, mu: int = 1) -> ml_collections.ConfigDict:
+  """The config section of a consistency method (Pi-model, Mean Teacher), USB's classic-CV defaults."""
+  return ml_collections.ConfigDict({
+      "labels": 250,
+      "label_seed": 0,
+      "unlabelled": 0,
+      "mu": mu,
+      "lambda_u": lambda_u,
+      "unsup_warmup": 0.4,
+      "rampup": "sigmoid",
+      "ema_decay": 0.999,
+      "views": views_lib.to_config(views_lib.FIXMATCH),
+  })
+
+
+@dataclasses.dataclass(frozen=True)
+class Consistency:
+  """A classifier trained with a ramped-up consistency loss on weak views (Pi-model, Mean Teacher)."""
+  net: Classifier
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  views: views_lib.WeakStrongViews
+  lambda_u: float
+  rampup_steps: float
+  rampup: str
+  ema_decay: float
+
+  def unsup_weight(self, step) -> jax.Array:
+    """lambda_u w(k): the unlabelled loss's weight at `step`."""
+    return self.lambda_u * rampup(step, self.rampup_steps, self.rampup)
+
+
+def make_consistency(config, info, section: str) -> Consistency:
+  """The `Consistency` method of `config.<section>`, its fields checked (one ValueError per mistake)."""
+  s = config[section]
+  check_fraction(section, "unsup_warmup", s.unsup_warmup)
+  check_fraction(section, "ema_decay", s.ema_decay, upper_open=True)
+  check_mu(section, s.mu)
+  if s.rampup not in RAMPUPS:
+    raise ValueError(f"{section}.rampup must be one of {', '.join(RAMPUPS)}, got {s.rampup!r}.")
+  tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
+                                          total_steps=config.total_steps)
+  return Consistency(net=make(config, info), tx=tx, schedule=schedule,
+                     views=views_lib.from_config(views_lib.WeakStrongViews, s.views, config.data.name),
+                     lambda_u=s.lambda_u, rampup_steps=s.unsup_warmup * config.total_steps, rampup=s.rampup,
+                     ema_decay=s.ema_decay)
 
 
 def predict(net: Classifier, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:

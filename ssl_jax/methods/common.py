@@ -142,6 +142,49 @@ def gradient_step(state: TrainState, loss_fn: Callable[[Any], tuple[jax.Array, t
   return new_state, metrics
 
 
+def two_view_step(m: Any, state: TrainState, batch: dict,
+                  pair_loss: Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, dict]]):
+  """One update of an encoder + projector on two augmented views of each image (SimCLR's layout).
+
+  The views of global batch {"image": uint8 [B, H, W, C], "label": int32 [B]} go through the encoder and
+  projector together (one BatchNorm over 2B rows, as SimCLR's global BN); `pair_loss(z1, z2, labels)`
+  gets the float32 projections of view 1 and view 2, [B, d] each, and returns (loss, metrics). The online
+  probe reads view 1's stop-gradient features. Used by SimCLR, SupCon, Barlow Twins and VICReg, which differ
+  only in `pair_loss`.
+
+  Args:
+    m: the method, with `encoder`, `projector`, `probe` (or None), `views`, `tx` and `schedule`.
+    state: the current state; params and batch_stats hold "encoder" and "projector" (and "probe").
+    batch: the global batch.
+    pair_loss: `(z1, z2, labels) -> (loss, metrics)`; "train/loss" is set to `loss`.
+  Returns:
+    `gradient_step`'s (state, metrics).
+  """
+  view1, view2 = views_lib.simclr_views(step_key(state), batch["image"], m.views)
+  x = jnp.concatenate([view1, view2])
+  b = view1.shape[0]
+
+  def loss_fn(params):
+    feats, enc_stats = apply(m.encoder, params["encoder"], state.batch_stats["encoder"], x, train=True)
+    z, proj_stats = apply(m.projector, params["projector"], state.batch_stats["projector"], feats, train=True)
+    z = z.astype(jnp.float32)
+    loss, metrics = pair_loss(z[:b], z[b:], batch["label"])
+    probe_loss, probe_metrics = online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
+    return loss + probe_loss, ({"train/loss": loss, **metrics, **probe_metrics},
+                               {"encoder": enc_stats, "projector": proj_stats})
+
+  return gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
+
+
+def encoder_features(m: Any, state: TrainState, images: jax.Array) -> dict[str, jax.Array]:
+  """`predict` of a method whose representation is its encoder's output: {"features": float32 [N, D]}.
+
+  `m` has `encoder` and `views` (for the normalisation); the state holds the "encoder" part.
+  """
+  return {"features": encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
+                             mean=m.views.mean, std=m.views.std)}
+
+
 def ema(target: Any, online: Any, decay: jax.Array | float) -> Any:
   """Exponential moving average: target <- decay * target + (1 - decay) * online, leaf by leaf.
 

@@ -60,8 +60,7 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.flexmatch
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
-                                    num_unlabelled=s.unlabelled, with_indices=True)
+  return classifier.semi_stream(s, with_indices=True)
 
 
 @dataclasses.dataclass(frozen=True)

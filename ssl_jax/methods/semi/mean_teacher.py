@@ -21,14 +21,11 @@ sigmoid ramp-up.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-from ssl_jax import optim as optim_lib
 from ssl_jax.data import streams
 from ssl_jax.data import views as views_lib
 from ssl_jax.losses.semi_supervised import consistency_mse
@@ -39,60 +36,22 @@ SUITES = ("accuracy",)
 
 def config() -> ml_collections.ConfigDict:
   """The `mean_teacher` section with USB's defaults and the paper's ramp-up."""
-  return ml_collections.ConfigDict({
-      "labels": 250,
-      "label_seed": 0,
-      "unlabelled": 0,
-      "mu": 1,
-      "lambda_u": 50.0,
-      "unsup_warmup": 0.4,
-      "rampup": "sigmoid",
-      "ema_decay": 0.999,
-      "views": views_lib.to_config(views_lib.FIXMATCH),
-  })
+  return classifier.consistency_config(lambda_u=50.0)
 
 
 def stream(config) -> streams.LabelledUnlabelled:
-  s = config.mean_teacher
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
-                                    num_unlabelled=s.unlabelled)
+  return classifier.semi_stream(config.mean_teacher)
 
 
-@dataclasses.dataclass(frozen=True)
-class MeanTeacher:
-  net: classifier.Classifier
-  tx: optax.GradientTransformation
-  schedule: optax.Schedule
-  views: views_lib.WeakStrongViews
-  lambda_u: float
-  rampup_steps: float
-  rampup: str
-  ema_decay: float
-
-  def unsup_weight(self, step) -> jax.Array:
-    return self.lambda_u * classifier.rampup(step, self.rampup_steps, self.rampup)
+def make(config, info) -> classifier.Consistency:
+  return classifier.make_consistency(config, info, "mean_teacher")
 
 
-def make(config, info) -> MeanTeacher:
-  s = config.mean_teacher
-  classifier.check_fraction("mean_teacher", "unsup_warmup", s.unsup_warmup)
-  classifier.check_fraction("mean_teacher", "ema_decay", s.ema_decay, upper_open=True)
-  classifier.check_mu("mean_teacher", s.mu)
-  if s.rampup not in classifier.RAMPUPS:
-    raise ValueError(f"mean_teacher.rampup must be one of {', '.join(classifier.RAMPUPS)}, got {s.rampup!r}.")
-  tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
-                                          total_steps=config.total_steps)
-  return MeanTeacher(net=classifier.make(config, info), tx=tx, schedule=schedule,
-                     views=views_lib.from_config(views_lib.WeakStrongViews, s.views, config.data.name),
-                     lambda_u=s.lambda_u, rampup_steps=s.unsup_warmup * config.total_steps, rampup=s.rampup,
-                     ema_decay=s.ema_decay)
-
-
-def init(m: MeanTeacher, rng: jax.Array, pretrained=None) -> common.TrainState:
+def init(m: classifier.Consistency, rng: jax.Array, pretrained=None) -> common.TrainState:
   return classifier.init_state(m.net, m.tx, rng, pretrained)
 
 
-def inputs(m: MeanTeacher, state: common.TrainState, batch) -> tuple[jax.Array, jax.Array]:
+def inputs(m: classifier.Consistency, state: common.TrainState, batch) -> tuple[jax.Array, jax.Array]:
   """(student input: weak labelled views then weak unlabelled views; the teacher's own weak views)."""
   k_l, k_s, k_t = jax.random.split(common.step_key(state), 3)
   images = batch["unlabelled"]["image"]
@@ -101,7 +60,7 @@ def inputs(m: MeanTeacher, state: common.TrainState, batch) -> tuple[jax.Array, 
   return x, views_lib.weak_view(k_t, images, m.views)
 
 
-def loss(m: MeanTeacher, params, teacher, batch_stats, x, u_teacher, labels, weight):
+def loss(m: classifier.Consistency, params, teacher, batch_stats, x, u_teacher, labels, weight):
   """(total loss, (metrics, student BatchNorm statistics)); `teacher` is {"params", "batch_stats"}."""
   b = labels.shape[0]
   logits, stats = classifier.logits(m.net, params, batch_stats, x, train=True)
@@ -114,7 +73,7 @@ def loss(m: MeanTeacher, params, teacher, batch_stats, x, u_teacher, labels, wei
   return sup + weight * unsup, (metrics, stats)
 
 
-def step(m: MeanTeacher, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
+def step(m: classifier.Consistency, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
   """One update on {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]}."""
   x, u_teacher = inputs(m, state, batch)
   weight = m.unsup_weight(state.step)
@@ -124,5 +83,5 @@ def step(m: MeanTeacher, state: common.TrainState, batch) -> tuple[common.TrainS
   return state.replace(extra={"ema": classifier.update_ema(state, m.ema_decay)}), metrics
 
 
-def predict(m: MeanTeacher, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
+def predict(m: classifier.Consistency, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   return classifier.predict(m.net, state, images)

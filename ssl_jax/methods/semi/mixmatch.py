@@ -61,8 +61,7 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.mixmatch
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
-                                    num_unlabelled=s.unlabelled)
+  return classifier.semi_stream(s)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,14 +19,11 @@ N: N images outside the labelled split), `mu`, `lambda_u`, `unsup_warmup`, `ramp
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-from ssl_jax import optim as optim_lib
 from ssl_jax.data import streams
 from ssl_jax.data import views as views_lib
 from ssl_jax.losses.semi_supervised import consistency_mse
@@ -37,60 +34,22 @@ SUITES = ("accuracy",)
 
 def config() -> ml_collections.ConfigDict:
   """The `pi_model` section with USB's defaults and the paper's ramp-up."""
-  return ml_collections.ConfigDict({
-      "labels": 250,
-      "label_seed": 0,
-      "unlabelled": 0,
-      "mu": 1,
-      "lambda_u": 10.0,
-      "unsup_warmup": 0.4,
-      "rampup": "sigmoid",
-      "ema_decay": 0.999,
-      "views": views_lib.to_config(views_lib.FIXMATCH),
-  })
+  return classifier.consistency_config(lambda_u=10.0)
 
 
 def stream(config) -> streams.LabelledUnlabelled:
-  s = config.pi_model
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
-                                    num_unlabelled=s.unlabelled)
+  return classifier.semi_stream(config.pi_model)
 
 
-@dataclasses.dataclass(frozen=True)
-class PiModel:
-  net: classifier.Classifier
-  tx: optax.GradientTransformation
-  schedule: optax.Schedule
-  views: views_lib.WeakStrongViews
-  lambda_u: float
-  rampup_steps: float
-  rampup: str
-  ema_decay: float
-
-  def unsup_weight(self, step) -> jax.Array:
-    return self.lambda_u * classifier.rampup(step, self.rampup_steps, self.rampup)
+def make(config, info) -> classifier.Consistency:
+  return classifier.make_consistency(config, info, "pi_model")
 
 
-def make(config, info) -> PiModel:
-  s = config.pi_model
-  classifier.check_fraction("pi_model", "unsup_warmup", s.unsup_warmup)
-  classifier.check_fraction("pi_model", "ema_decay", s.ema_decay, upper_open=True)
-  classifier.check_mu("pi_model", s.mu)
-  if s.rampup not in classifier.RAMPUPS:
-    raise ValueError(f"pi_model.rampup must be one of {', '.join(classifier.RAMPUPS)}, got {s.rampup!r}.")
-  tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
-                                          total_steps=config.total_steps)
-  return PiModel(net=classifier.make(config, info), tx=tx, schedule=schedule,
-                 views=views_lib.from_config(views_lib.WeakStrongViews, s.views, config.data.name),
-                 lambda_u=s.lambda_u, rampup_steps=s.unsup_warmup * config.total_steps, rampup=s.rampup,
-                 ema_decay=s.ema_decay)
-
-
-def init(m: PiModel, rng: jax.Array, pretrained=None) -> common.TrainState:
+def init(m: classifier.Consistency, rng: jax.Array, pretrained=None) -> common.TrainState:
   return classifier.init_state(m.net, m.tx, rng, pretrained)
 
 
-def inputs(m: PiModel, state: common.TrainState, batch) -> jax.Array:
+def inputs(m: classifier.Consistency, state: common.TrainState, batch) -> jax.Array:
   """The step's network input: weak labelled views, then two independent weak views of the unlabelled."""
   k_l, k_1, k_2 = jax.random.split(common.step_key(state), 3)
   images = batch["unlabelled"]["image"]
@@ -98,7 +57,7 @@ def inputs(m: PiModel, state: common.TrainState, batch) -> jax.Array:
                           views_lib.weak_view(k_1, images, m.views), views_lib.weak_view(k_2, images, m.views)])
 
 
-def step(m: PiModel, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
+def step(m: classifier.Consistency, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
   """One update on {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]}."""
   x = inputs(m, state, batch)
   labels = batch["labelled"]["label"]
@@ -119,5 +78,5 @@ def step(m: PiModel, state: common.TrainState, batch) -> tuple[common.TrainState
   return state.replace(extra={"ema": classifier.update_ema(state, m.ema_decay)}), metrics
 
 
-def predict(m: PiModel, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
+def predict(m: classifier.Consistency, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   return classifier.predict(m.net, state, images)

@@ -58,7 +58,7 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.self_training
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu)
+  return classifier.semi_stream(s)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,8 +58,7 @@ def config() -> ml_collections.ConfigDict:
 
 def stream(config) -> streams.LabelledUnlabelled:
   s = config.uda
-  return streams.LabelledUnlabelled(num_labels=s.labels, split_seed=s.label_seed, mu=s.mu,
-                                    num_unlabelled=s.unlabelled)
+  return classifier.semi_stream(s)
 
 
 def tsa_threshold(schedule: str, step, total_steps: int, num_classes: int) -> jax.Array:

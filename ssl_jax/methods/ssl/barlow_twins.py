@@ -100,23 +100,10 @@ def init(m: BarlowTwins, rng: jax.Array, pretrained=None) -> common.TrainState:
 
 def step(m: BarlowTwins, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
   """One update on a global batch {"image": uint8 [B, H, W, C], "label": int32 [B] (probe only)}."""
-  view1, view2 = views_lib.simclr_views(common.step_key(state), batch["image"], m.views)
-  x = jnp.concatenate([view1, view2])
-  b = view1.shape[0]
-
-  def loss_fn(params):
-    feats, enc_stats = common.apply(m.encoder, params["encoder"], state.batch_stats["encoder"], x, train=True)
-    z, proj_stats = common.apply(m.projector, params["projector"], state.batch_stats["projector"], feats,
-                                 train=True)
-    z = z.astype(jnp.float32)
-    loss = m.scale_loss * barlow_twins(z[:b], z[b:], lambda_=m.lambda_)
-    probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
-    return loss + probe_loss, ({"train/loss": loss, **metrics}, {"encoder": enc_stats, "projector": proj_stats})
-
-  return common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
+  return common.two_view_step(m, state, batch, lambda z1, z2, labels: (
+      m.scale_loss * barlow_twins(z1, z2, lambda_=m.lambda_), {}))
 
 
 def predict(m: BarlowTwins, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Encoder features (before the projector) of uint8 images."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)

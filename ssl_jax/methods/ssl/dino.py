@@ -210,5 +210,4 @@ def _mean_entropy(logits: jax.Array) -> jax.Array:
 
 def predict(m: DINO, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Student encoder features of uint8 images (the teacher's are as good; the student is what is trained)."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)

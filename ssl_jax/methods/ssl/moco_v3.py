@@ -135,5 +135,4 @@ def step(m: MoCoV3, state: common.TrainState, batch) -> tuple[common.TrainState,
 
 def predict(m: MoCoV3, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Online encoder features of uint8 images."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)

@@ -138,5 +138,4 @@ def step(m: SimSiam, state: common.TrainState, batch) -> tuple[common.TrainState
 
 def predict(m: SimSiam, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Encoder features of uint8 images."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)

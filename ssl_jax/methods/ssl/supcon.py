@@ -87,24 +87,13 @@ def init(m: SupCon, rng: jax.Array, pretrained=None) -> common.TrainState:
 
 def step(m: SupCon, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
   """One update on a global batch {"image": uint8 [B, H, W, C], "label": int32 [B]}."""
-  view1, view2 = views_lib.simclr_views(common.step_key(state), batch["image"], m.views)
-  x = jnp.concatenate([view1, view2])
-  b = view1.shape[0]
-
-  def loss_fn(params):
-    feats, enc_stats = common.apply(m.encoder, params["encoder"], state.batch_stats["encoder"], x, train=True)
-    z, proj_stats = common.apply(m.projector, params["projector"], state.batch_stats["projector"], feats,
-                                 train=True)
-    z = z.astype(jnp.float32)
+  def pair_loss(z1, z2, labels):
     # [B, 2, d]: the two views of image i in row i, flattened view-major by the loss.
-    loss = jnp.mean(supcon(jnp.stack([z[:b], z[b:]], axis=1), batch["label"], temperature=m.temperature))
-    probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
-    return loss + probe_loss, ({"train/loss": loss, **metrics}, {"encoder": enc_stats, "projector": proj_stats})
+    return jnp.mean(supcon(jnp.stack([z1, z2], axis=1), labels, temperature=m.temperature)), {}
 
-  return common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
+  return common.two_view_step(m, state, batch, pair_loss)
 
 
 def predict(m: SupCon, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Encoder features (before the projector) of uint8 images."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)

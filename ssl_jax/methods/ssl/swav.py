@@ -198,5 +198,4 @@ def step(m: SwAV, state: common.TrainState, batch) -> tuple[common.TrainState, d
 
 def predict(m: SwAV, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Encoder features (before the projector) of uint8 images."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)

@@ -104,27 +104,16 @@ def init(m: VICReg, rng: jax.Array, pretrained=None) -> common.TrainState:
 
 def step(m: VICReg, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
   """One update on a global batch {"image": uint8 [B, H, W, C], "label": int32 [B] (probe only)}."""
-  view1, view2 = views_lib.simclr_views(common.step_key(state), batch["image"], m.views)
-  x = jnp.concatenate([view1, view2])
-  b = view1.shape[0]
-
-  def loss_fn(params):
-    feats, enc_stats = common.apply(m.encoder, params["encoder"], state.batch_stats["encoder"], x, train=True)
-    z, proj_stats = common.apply(m.projector, params["projector"], state.batch_stats["projector"], feats,
-                                 train=True)
-    z = z.astype(jnp.float32)
-    terms = vicreg_terms(z[:b], z[b:])
+  def pair_loss(z1, z2, labels):
+    del labels
+    terms = vicreg_terms(z1, z2)
     sim, std, cov = m.coeffs
     loss = sim * terms["invariance"] + std * terms["variance"] + cov * terms["covariance"]
-    probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
-    metrics = {"train/loss": loss, **{f"train/{k}": jax.lax.stop_gradient(v) for k, v in terms.items()},
-               **metrics}
-    return loss + probe_loss, (metrics, {"encoder": enc_stats, "projector": proj_stats})
+    return loss, {f"train/{k}": jax.lax.stop_gradient(v) for k, v in terms.items()}
 
-  return common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
+  return common.two_view_step(m, state, batch, pair_loss)
 
 
 def predict(m: VICReg, state: common.TrainState, images: jax.Array) -> dict[str, jax.Array]:
   """Encoder features (before the expander) of uint8 images."""
-  return {"features": common.encode(m.encoder, state.params["encoder"], state.batch_stats["encoder"], images,
-                                    mean=m.views.mean, std=m.views.std)}
+  return common.encoder_features(m, state, images)
