@@ -26,7 +26,8 @@ are computed).
 
 With `--accelerator` it times the library's own steps on every device JAX sees (a data-parallel mesh, the batch
 sharded, bfloat16 compute with float32 parameters, as the cluster configs run) for ResNet-50 SimCLR and BYOL at
-224x224 with ImageNet's augmentations, and reports images/s and the model FLOPs utilisation: the step's FLOPs as
+224x224 with ImageNet's augmentations and ViT-S/16 DINO (2 global crops of 224 and 10 local crops of 96, 65,536
+prototypes, as the paper's ViT-S run), and reports images/s and the model FLOPs utilisation: the step's FLOPs as
 XLA counts them (`compiled.cost_analysis()`, per device), divided by the step time and the device's peak dense
 bfloat16 FLOP/s (`PEAK_FLOPS`, by `device_kind`; no MFU where the peak is unknown, e.g. CPUs).
 
@@ -373,6 +374,7 @@ class AccelRow:
 ACCEL_ROWS = (
     AccelRow("ResNet-50 SimCLR", "simclr", "resnet50_imagenet", 224, 128),
     AccelRow("ResNet-50 BYOL", "byol", "resnet50_imagenet", 224, 128),
+    AccelRow("ViT-S/16 DINO", "dino", "vit_small", 224, 64),
 )
 
 
@@ -391,8 +393,15 @@ def accel_config(row: AccelRow, global_batch: int, image_size: int, dtype: str):
   c.data.name = "imagenet2012"
   c.model.encoder = row.encoder
   c.model.dtype = dtype
-  preset = views.SIMCLR if row.method == "simclr" else views.BYOL
-  c[row.method].views = views.to_config(dataclasses.replace(preset, size=image_size))
+  if row.method == "dino":  # 2 global crops of image_size and 10 local ones of 96/224 of it, patch 16
+    c.model.patch_size = 16
+    local = max(16, round(image_size * 96 / 224 / 16) * 16)
+    c.dino.num_prototypes = 65536  # the paper's ViT-S head
+    c.dino.views = views.to_config(dataclasses.replace(views.DINO, global_size=image_size, num_local=10,
+                                                       local_size=local))
+  else:
+    preset = views.SIMCLR if row.method == "simclr" else views.BYOL
+    c[row.method].views = views.to_config(dataclasses.replace(preset, size=image_size))
   c.eval.online_probe = True
   return c
 
