@@ -38,8 +38,9 @@ CASES = {
         "batch_size": 32, "swav.num_prototypes": 16, "swav.proj_hidden_dim": 32, "swav.proj_dim": 16,
         "swav.freeze_prototypes_steps": 2, "swav.queue_size": 64, "swav.queue_start_step": 1,
         "swav.views.global_size": 8, "swav.views.local_size": 4}),
-    # DINO and MoCo v3 train a ViT-Tiny in their configs; its 12 blocks take minutes to compile on a CPU, so
-    # their shared tests run the same method on the tiny ConvNet (the ViT is tested in tests/models).
+    # DINO and MoCo v3's configs train the ConvNet by default and ViT-Tiny with `:encoder=vit_tiny`, whose 12
+    # blocks take minutes to compile on a CPU: the shared tests run the tiny ConvNet (the ViT: tests/models and
+    # the CIFAR-10 configs' traces).
     "dino": ("configs/ssl/dino_fashion_mnist.py", {
         "batch_size": 32, "model.encoder": "convnet", "dino.num_prototypes": 16, "dino.hidden_dim": 32,
         "dino.bottleneck_dim": 8, "dino.warmup_teacher_temperature_steps": 4, "dino.freeze_last_layer_steps": 2,
