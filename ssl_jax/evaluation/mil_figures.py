@@ -25,7 +25,8 @@ def attention_figure(instances: np.ndarray, mask: np.ndarray, labels: np.ndarray
   bar. Returns the drawn bag indices.
 
   Args:
-    instances: uint8 [B, n, H, W, C] (an array, or a streamed dataset's `LazyImages`); mask: bool [B, n]; labels: int [B]; weights: [B, n] (attention
+    instances: uint8 [B, n, H, W, C] (an array, or a streamed dataset's `LazyImages`: only the drawn bags are
+      read); mask: bool [B, n]; labels: int [B]; weights: [B, n] (attention
       weights, or instance scores in [0, 1] for the instance poolings).
     path: the PNG to write.
     bag_scores: [B] bag logits, shown at the start of each row.

@@ -14,6 +14,10 @@ on the evaluation data of the run's stream (`Stream.eval_data`).
 | `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r`; `retrieval_tsne.png` in `figures_dir` |
 | `reconstruction` | `reconstructions` (and `samples`), given `{"image": images}` | the test split | `reconstruction_mse`; `reconstructions.png` (and `samples.png`) in `figures_dir`; monitor: `reconstruction_mse` on at most 1,000 test images |
 
+The evaluation data may be streamed (`ssl_jax.data.streamed`): the suites read images only through slices and
+`apply_batched`, which reads one batch at a time, so a split is never held whole; `eval.train_examples` makes the
+`representation` suite featurise a seeded subset of a large training split (`train_subset`).
+
 The `reconstruction` suite calls `predict(m, state, {"image": images})` (a dict, so the other suites, which pass
 the images themselves, never pay for the decoder): reconstructions are float32 images in [0, 1] of the input's
 shape, and a generative model adds `samples`, one image drawn from its prior per input row.

@@ -61,7 +61,7 @@ def common_config() -> ml_collections.ConfigDict:
   c.data.name = "fashion_mnist"   # TFDS catalog name, fashion_mnist/mnist IDX folders, digits, digits28, mnist5k, image_folder
   c.data.data_dir = ""            # folder of MNIST-format IDX files, or of images (image_folder); "" = default
   c.data.tfds_data_dir = ""       # TFDS data_dir; "" means TFDS's default (~/tensorflow_datasets)
-  c.data.image_size = 0           # image_folder: resize to S x S; streamed images of varying sizes: shorter side S, centre crop
+  c.data.image_size = 0           # image_folder: resize to S x S; streamed varying sizes: shorter side S, centre crop
   c.data.streamed = "auto"        # auto | yes | no: read images by index from disk rather than holding them in memory
   c.data.channels = 0             # image_folder only: 1 (grayscale) or 3 (RGB); 0 decides from the images
 

@@ -71,7 +71,8 @@ SPECS = {
 def test_streamed_dataset_is_the_in_memory_dataset_read_by_index(both):
   mem, st = both["memory"].train, both["streamed"].train
   assert isinstance(st.images, S.LazyImages) and S.is_streamed(st) and not S.is_streamed(mem)
-  assert (len(st), st.image_shape, st.num_classes) == (len(mem), mem.image_shape, mem.num_classes) == (512, (28, 28, 1), 10)
+  assert (len(st), st.image_shape, st.num_classes) == (len(mem), mem.image_shape, mem.num_classes)
+  assert (len(st), st.image_shape) == (512, (28, 28, 1))
   np.testing.assert_array_equal(st.labels, mem.labels)
   rows = np.array([[5, 0], [511, 7]])
   np.testing.assert_array_equal(st.images[rows], mem.images[rows])
