@@ -134,6 +134,11 @@ def test_streamed_run_equals_in_memory_run_and_resumes_exactly_after_a_kill(fmni
                              rtol=1e-6)
   for key in ("linear_probe_top1", "knn_top1"):
     np.testing.assert_allclose(runs["yes"][1][key], runs["no"][1][key], atol=1e-6, err_msg=key)
+  from ssl_jax import evaluate  # `ssl_jax.evaluate` of a streamed run reads it streamed too
+  assert evaluate.main([f"--workdir={tmp_path / 'yes'}", "--config.eval.pixel_baseline=false"]) == 0
+  with open(tmp_path / "yes" / "eval_results.json") as f:
+    evaluated = json.load(f)["step_12 eval.pixel_baseline=false"]
+  np.testing.assert_allclose(evaluated["knn_top1"], runs["yes"][1]["knn_top1"], atol=1e-6)
 
   killed = str(tmp_path / "killed")
   config = tiny_config("simclr", **{**common, "data.streamed": "yes", "eval.final": False, "eval_every_steps": 0})
