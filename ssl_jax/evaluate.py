@@ -131,7 +131,8 @@ def labelled_subset(train, *, labels: int, fraction: float, seed: int) -> tuple[
 
 
 def load_split_pair(plan, dataset: str) -> tuple[Any, Any]:
-  """The train and test splits of `dataset`, resized to the run's image shape."""
+  """The train and test splits of `dataset`, resized to the run's image shape (the run's own dataset is read by
+  index when the run streams it)."""
   from ssl_jax import data as data_lib
   from ssl_jax.data.streams import match_images
   c = plan.config
@@ -139,6 +140,10 @@ def load_split_pair(plan, dataset: str) -> tuple[Any, Any]:
   kwargs = dict(data_dir=(c.data.data_dir or None) if own else None, tfds_data_dir=c.data.tfds_data_dir or None)
   info = data_lib.dataset_info(dataset, tfds_data_dir=kwargs["tfds_data_dir"])
   shape = tuple(plan.info.image_shape)
+  if own and plan.streamed:  # the run's own streamed dataset: read by index, at the run's image size
+    kwargs.update(image_size=c.data.image_size, channels=c.data.channels)
+    return (data_lib.load_streamed(dataset, info.train_split, **kwargs),
+            data_lib.load_streamed(dataset, info.test_split, **kwargs))
   return (match_images(data_lib.load_arrays(dataset, info.train_split, **kwargs), shape),
           match_images(data_lib.load_arrays(dataset, info.test_split, **kwargs), shape))
 

@@ -8,7 +8,8 @@
 
 The trainer reads through `ssl_jax.data.streams`: the stream a method declares (unlabelled images,
 labelled + unlabelled, padded bags, P x K classes, source + target) gives each process its rows of every
-global batch as a pure function of (seed, step).
+global batch as a pure function of (seed, step). Datasets too large for host memory are read by index from
+disk instead (`load_streamed`, with the same interface), so the same streams serve both.
 
 Importing this package imports neither TensorFlow nor TFDS; they are loaded on the first call that
 reads data. The TFDS builders of `ssl_jax.data.idx` (`IdxImages`, `SklearnDigits`) are loaded on
@@ -22,6 +23,8 @@ from ssl_jax.data.augment import (MEAN_STD, color_jitter, cutout, gaussian_blur,
 from ssl_jax.data.datasets import (DATASETS, DEBIAN_FASHION_MNIST_DIR, ArrayDataset,
                                    DatasetInfo, class_balanced_indices, dataset_info, get_builder,
                                    labeled_subset, load_arrays)
+from ssl_jax.data.streamed import (STREAMED, LazyImages, StreamedDataset, is_streamed, load_streamed,
+                                   use_streaming)
 from ssl_jax.data.tf_setup import DatasetNotFoundError
 from ssl_jax.data.pipeline import (ArrayBatcher, BatchIterator, batch_indices, iterate_batches, shard_batch,
                                    steps_per_epoch, tf_iterate_batches)

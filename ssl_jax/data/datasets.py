@@ -15,7 +15,8 @@ Every dataset goes through a TFDS builder, so there is one code path on every ma
   `imagenet2012`, ...) read with the builder that `tfds.load` uses, from `tfds_data_dir`.
 
 Datasets that fit in memory are returned by `load_arrays` as an `ArrayDataset` of uint8 images;
-ImageNet-sized data is streamed with `ssl_jax.data.pipeline.tf_iterate_batches` instead.
+ImageNet-sized data is read by index from disk by `ssl_jax.data.streamed.load_streamed` instead, which
+returns a `StreamedDataset` with the same interface (what the trainer does with `data.streamed`).
 TensorFlow is imported lazily, on the first load.
 """
 
@@ -44,8 +45,8 @@ class DatasetInfo:
     train_split, test_split: TFDS split names to train and to evaluate on.
     rgb: whether the images have three colour channels (colour augmentations apply only then).
     unlabeled_split: split of extra unlabelled images, if the dataset has one (STL-10).
-    streaming: True when the dataset is too large to hold in memory; use
-      `pipeline.tf_iterate_batches` rather than `load_arrays`.
+    streaming: True when the dataset is too large to hold in memory; `data.streamed=auto` then reads it
+      with `ssl_jax.data.streamed.load_streamed` rather than `load_arrays`.
     train_examples: size of the training split when it is known without loading it (else None), so a
       batch larger than the data is refused before anything is loaded.
   """
@@ -266,13 +267,13 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None,
     labels, e.g. STL-10's "unlabelled").
   Raises:
     DatasetNotFoundError: the data are missing; the message says how to get them.
-    ValueError: the images have varying sizes (ImageNet): stream them with `tf_iterate_batches`.
+    ValueError: the images have varying sizes (ImageNet): stream them with `load_streamed`.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   if DATASETS.get(name, None) is not None and DATASETS[name].streaming:
     raise ValueError(
         f"load_arrays: {name!r} is too large to hold in memory; stream it with "
-        "ssl_jax.data.pipeline.tf_iterate_batches(name, split, ...) instead.")
+        "ssl_jax.data.load_streamed(name, split, image_size=S) instead (--config.data.streamed=auto).")
   builder = get_builder(name, data_dir=data_dir, tfds_data_dir=tfds_data_dir, download=download,
                         image_size=image_size, channels=channels)
   image_key, label_key = _keys(builder)
@@ -280,7 +281,7 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None,
   if None in shape:
     raise ValueError(
         f"load_arrays: images of {name!r} have varying sizes {shape}; stream them with "
-        "ssl_jax.data.pipeline.tf_iterate_batches(..., image_size=S), which resizes them.")
+        "ssl_jax.data.load_streamed(..., image_size=S), which resizes them.")
   # Batches of 8192 rather than `batch_size=-1`, which needs the split's size in the metadata.
   chunks = list(tfds.as_numpy(builder.as_dataset(split=split).batch(8192)))
   if not chunks:

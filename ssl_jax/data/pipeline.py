@@ -3,10 +3,11 @@
 Two paths give the same kind of batches, dicts {"image": uint8 [local_b, H, W, C],
 "label": int32 [local_b]} holding THIS process's rows of a global batch:
 
-* `iterate_batches` over an in-memory `ArrayDataset` (everything but ImageNet). The order is a pure
+* `iterate_batches` over an `ArrayDataset` in memory, or a `StreamedDataset` read by index from disk
+  (ImageNet; what the trainer uses for both, through `ssl_jax.data.streams`). The order is a pure
   function of (seed, step), see `batch_indices`, so a run resumed at step s sees exactly the
-  batches an uninterrupted run saw, whatever the number of processes.
-* `tf_iterate_batches` streams a TFDS dataset with tf.data (ImageNet-sized data): each process
+  batches an uninterrupted run saw, whatever the number of processes; only the rows of a batch are read.
+* `tf_iterate_batches` streams a TFDS dataset with tf.data (for your own loops): each process
   reads its own part of the split, shuffles it with a per-epoch seed, decodes and resizes to a
   fixed size; a resumed run skips the examples already seen in the current epoch before decoding.
 

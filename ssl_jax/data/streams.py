@@ -15,7 +15,9 @@ this process at every step:
 
 Every stream returns, for a step s, exactly the rows an uninterrupted run saw at step s, whatever the
 number of processes (each process gets its equal slice of every group of the global batch), so a
-resumed run repeats an uninterrupted one. Each built stream also carries the evaluation data its
+resumed run repeats an uninterrupted one. Streams only index the dataset's images with the rows they need
+(`images[rows]`), never convert the whole array, so the same streams read a `StreamedDataset` (ImageNet,
+large folders) batch by batch from disk with the same guarantees. Each built stream also carries the evaluation data its
 family is judged on (`Stream.eval_data`) and what must be saved with the run (`Stream.record`, e.g. the
 indices of the labelled split).
 
@@ -37,13 +39,15 @@ import numpy as np
 
 from ssl_jax.data.datasets import ArrayDataset, DatasetInfo, class_balanced_indices
 from ssl_jax.data.pipeline import _process_slice, array_batch, batch_indices
+from ssl_jax.data.streamed import LazyImages, StreamedDataset
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Data:
-  """The loaded dataset a stream is built on: its train and test splits (uint8 images, int32 labels)."""
-  train: ArrayDataset
-  test: ArrayDataset
+  """The loaded dataset a stream is built on: its train and test splits (uint8 images, int32 labels), held in
+  memory (`ArrayDataset`) or read by index from disk (`StreamedDataset`); the streams only index them."""
+  train: ArrayDataset | StreamedDataset
+  test: ArrayDataset | StreamedDataset
   name: str = ""
   data_dir: str | None = None
   tfds_data_dir: str | None = None
@@ -408,11 +412,18 @@ def draw_bags(labels: np.ndarray, *, num_bags: int, target_class: int, mean_size
           "instance_label": instance_label}
 
 
-def gather_bags(images: np.ndarray, bags: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-  """The padded images of bags `rows`: zeros where the mask is False."""
+def gather_bags(images, bags: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]:
+  """The padded images of bags `rows`: zeros where the mask is False.
+
+  From a streamed dataset's `LazyImages` the instances are a view that reads nothing yet (`np.asarray` reads
+  them), so test bags drawn from a large dataset are read batch by batch when they are evaluated.
+  """
   index, mask = bags["index"][rows], bags["mask"][rows]
-  instances = images[np.maximum(index, 0)]
-  instances[~mask] = 0
+  if isinstance(images, LazyImages):
+    instances = images.gather(np.where(mask, index, -1))
+  else:
+    instances = images[np.maximum(index, 0)]
+    instances[~mask] = 0
   return {"instances": instances, "mask": mask, "label": bags["label"][rows],
           "instance_label": bags["instance_label"][rows]}
 
@@ -435,7 +446,8 @@ class BagStream(Stream):
 
   def local_batch(self, step, *, process_index=None, process_count=None):
     rows = batch_indices(self._spec.num_train_bags, global_batch_size=self._b, step=step, seed=self._seed)
-    return gather_bags(self._data.train.images, self.train_bags, _slice(rows, process_index, process_count))
+    batch = gather_bags(self._data.train.images, self.train_bags, _slice(rows, process_index, process_count))
+    return {**batch, "instances": np.asarray(batch["instances"])}  # read here, in the prefetching thread
 
   def record(self):
     return {**super().record(), "train_positive": int(self.train_bags["label"].sum()),

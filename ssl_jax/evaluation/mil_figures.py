@@ -25,7 +25,8 @@ def attention_figure(instances: np.ndarray, mask: np.ndarray, labels: np.ndarray
   bar. Returns the drawn bag indices.
 
   Args:
-    instances: uint8 [B, n, H, W, C]; mask: bool [B, n]; labels: int [B]; weights: [B, n] (attention
+    instances: uint8 [B, n, H, W, C] (an array, or a streamed dataset's `LazyImages`: only the drawn bags are
+      read); mask: bool [B, n]; labels: int [B]; weights: [B, n] (attention
       weights, or instance scores in [0, 1] for the instance poolings).
     path: the PNG to write.
     bag_scores: [B] bag logits, shown at the start of each row.
@@ -36,7 +37,7 @@ def attention_figure(instances: np.ndarray, mask: np.ndarray, labels: np.ndarray
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  instances, mask, weights = np.asarray(instances), np.asarray(mask), np.asarray(weights, np.float64)
+  mask, weights = np.asarray(mask), np.asarray(weights, np.float64)  # instances: read only the bags drawn
   rows = pick_bags(np.asarray(labels), count)
   cols = int(max(mask[rows].sum(1).max(), 1)) if len(rows) else 1
   h, w = instances.shape[2:4]
@@ -52,7 +53,7 @@ def attention_figure(instances: np.ndarray, mask: np.ndarray, labels: np.ndarray
       y, x = r * th + text, c * tw
       rel = weights[b, i] / top if top > 0 else 0.0
       canvas[y:y + h + 2 * frame, x:x + w + 2 * frame] = cmap(0.15 + 0.85 * rel)[:3]
-      img = instances[b, i].astype(np.float64) / 255.0
+      img = np.asarray(instances[b, i]).astype(np.float64) / 255.0
       canvas[y + frame:y + frame + h, x + frame:x + frame + w] = img if img.shape[-1] == 3 else img[..., :1]
       key = instance_labels is not None and instance_labels[b, i] == 1
       if key:

@@ -14,6 +14,10 @@ on the evaluation data of the run's stream (`Stream.eval_data`).
 | `retrieval` | `embeddings` | the test images of the classes held out of training | `recall_at_1/2/4/8`, `map_at_r`, `pixel_recall_at_1`, `pixel_map_at_r`; `retrieval_tsne.png` in `figures_dir` |
 | `reconstruction` | `reconstructions` (and `samples`), given `{"image": images}` | the test split | `reconstruction_mse`; `reconstructions.png` (and `samples.png`) in `figures_dir`; monitor: `reconstruction_mse` on at most 1,000 test images |
 
+The evaluation data may be streamed (`ssl_jax.data.streamed`): the suites read images only through slices and
+`apply_batched`, which reads one batch at a time, so a split is never held whole; `eval.train_examples` makes the
+`representation` suite featurise a seeded subset of a large training split (`train_subset`).
+
 The `reconstruction` suite calls `predict(m, state, {"image": images})` (a dict, so the other suites, which pass
 the images themselves, never pay for the decoder): reconstructions are float32 images in [0, 1] of the input's
 shape, and a generative model adds `samples`, one image drawn from its prior per input row.
@@ -85,8 +89,37 @@ class Context:
                          mesh=self.mesh)
 
 
-def _pixels(images: np.ndarray) -> np.ndarray:
-  return images.reshape(len(images), -1).astype(np.float32) / 255.0
+PIXEL_BASELINE_BYTES = 4 << 30
+"""The raw-pixel baselines are skipped (with a line on the console) when their float32 pixels would take more."""
+
+
+def _pixels(images) -> np.ndarray:
+  """float32 pixels in [0, 1], one row per image; read in chunks, so a streamed split is never held as uint8."""
+  n, dim = len(images), int(np.prod(images.shape[1:]))
+  out = np.empty((n, dim), np.float32)
+  for start in range(0, n, 4096):
+    chunk = np.asarray(images[start:start + 4096])
+    out[start:start + len(chunk)] = chunk.reshape(len(chunk), dim).astype(np.float32) / 255.0
+  return out
+
+
+def _pixels_fit(ctx: Context, *image_arrays) -> bool:
+  """Whether the raw-pixel features of these images fit in `PIXEL_BASELINE_BYTES`; says so when they do not."""
+  size = sum(4 * int(np.prod(x.shape)) for x in image_arrays)
+  if size > PIXEL_BASELINE_BYTES:
+    ctx.log(f"Skipped the raw-pixel baseline: its features would take {size / 2**30:.1f} GiB of host memory "
+            f"(more than {PIXEL_BASELINE_BYTES / 2**30:.0f} GiB); lower eval.train_examples to get it.")
+    return False
+  return True
+
+
+def train_subset(ctx: Context, train):
+  """The training examples the final suites score: all of them, or a seeded subset of `eval.train_examples`
+  (sorted positions drawn with `np.random.default_rng([seed, 7])`), for datasets too large to featurise whole."""
+  n = getattr(ctx.config, "train_examples", 0) or 0
+  if not n or n >= len(train):
+    return train
+  return train.take(np.sort(np.random.default_rng([ctx.seed, 7]).choice(len(train), n, replace=False)))
 
 
 def _need(ctx: Context, suite: str, *keys: str) -> None:
@@ -121,9 +154,10 @@ def representation_monitor(ctx: Context, state) -> dict[str, float]:
 
 
 def representation_final(ctx: Context, state) -> dict[str, float]:
-  """Linear probe and kNN on frozen features of the whole train and test splits; the raw-pixel probe."""
+  """Linear probe and kNN on frozen features of the whole train (or `eval.train_examples` of it) and test splits;
+  the raw-pixel probe. Features are computed batch by batch, so a streamed split is read in chunks."""
   _need(ctx, "representation", "train", "test")
-  train, test = ctx.eval_data["train"], ctx.eval_data["test"]
+  train, test = train_subset(ctx, ctx.eval_data["train"]), ctx.eval_data["test"]
   t0 = time.perf_counter()
   tr = _output(ctx.outputs(state, train.images), "representation", "features")
   te = _output(ctx.outputs(state, test.images), "representation", "features")
@@ -133,7 +167,7 @@ def representation_final(ctx: Context, state) -> dict[str, float]:
                                            mesh=ctx.mesh, epochs=c.probe_epochs, seed=ctx.seed).top1,
          "knn_top1": knn_accuracy(tr, train.labels, te, test.labels, num_classes=train.num_classes,
                                   k=c.knn_k, temperature=c.knn_temperature, mesh=ctx.mesh)}
-  if c.pixel_baseline:
+  if c.pixel_baseline and _pixels_fit(ctx, train.images, test.images):
     out["pixel_linear_probe_top1"] = linear_probe(
         _pixels(train.images), train.labels, _pixels(test.images), test.labels,
         num_classes=train.num_classes, mesh=ctx.mesh, epochs=c.probe_epochs, seed=ctx.seed).top1
@@ -228,7 +262,7 @@ def _retrieval(ctx: Context, state, limit: int | None, *, pixels: bool, figure: 
     tsne_figure(emb, data.labels[:n], path, seed=ctx.seed,
                 title=f"t-SNE of the embeddings of {n} held-out test images (Recall@1 {results['recall_at_1']:.3f})")
     ctx.log(f"Wrote {path}.")
-  if pixels:
+  if pixels and _pixels_fit(ctx, data.images[:n]):
     px = retrieval_metrics(_pixels(data.images[:n]), data.labels[:n])
     results.update({"pixel_recall_at_1": px["recall_at_1"], "pixel_map_at_r": px["map_at_r"]})
   return results
@@ -281,7 +315,7 @@ def _reconstruction(ctx: Context, state, limit: int | None, *, figure: bool) -> 
   _need(ctx, "reconstruction", "test")
   test = ctx.eval_data["test"]
   n = len(test) if limit is None else min(limit, len(test))
-  images = test.images[:n]
+  images = np.asarray(test.images[:n])
   out = ctx.outputs(state, {"image": images})
   recon = np.asarray(_output(out, "reconstruction", "reconstructions"), np.float32)
   pixels = images.astype(np.float32) / 255.0

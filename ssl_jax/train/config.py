@@ -61,7 +61,8 @@ def common_config() -> ml_collections.ConfigDict:
   c.data.name = "fashion_mnist"   # TFDS catalog name, fashion_mnist/mnist IDX folders, digits, digits28, mnist5k, image_folder
   c.data.data_dir = ""            # folder of MNIST-format IDX files, or of images (image_folder); "" = default
   c.data.tfds_data_dir = ""       # TFDS data_dir; "" means TFDS's default (~/tensorflow_datasets)
-  c.data.image_size = 0           # image_folder only: resize to S x S; 0 keeps the images' common size
+  c.data.image_size = 0           # image_folder: resize to S x S; streamed varying sizes: shorter side S, centre crop
+  c.data.streamed = "auto"        # auto | yes | no: read images by index from disk rather than holding them in memory
   c.data.channels = 0             # image_folder only: 1 (grayscale) or 3 (RGB); 0 decides from the images
 
   c.model = ml_collections.ConfigDict()
@@ -93,6 +94,7 @@ def common_config() -> ml_collections.ConfigDict:
   c.eval.knn_temperature = 0.07
   c.eval.probe_epochs = 20        # linear probe passes over the training features
   c.eval.batch_size = 1000        # rows per prediction call during evaluation
+  c.eval.train_examples = 0       # the final suites' training features: a seeded subset of this size; 0 = all
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.initialize = "auto"  # auto: when the environment asks for it (SLURM, TPU pod, JAX_COORDINATOR_ADDRESS)
@@ -298,6 +300,12 @@ def validate(config) -> None:
                     f"{config.distributed.initialize!r}.")
   if config.eval.batch_size <= 0 or config.eval.monitor_examples <= 0:
     raise UserError("Config fields `eval.batch_size` and `eval.monitor_examples` must be positive.")
+  if config.eval.train_examples < 0:
+    raise UserError(f"Config field `eval.train_examples` must be >= 0 (0 = the whole train split), got "
+                    f"{config.eval.train_examples}.")
+  from ssl_jax.data.streamed import STREAMED  # pylint: disable=g-import-not-at-top
+  if config.data.streamed not in STREAMED:
+    raise UserError(f"Config field `data.streamed` must be one of {', '.join(STREAMED)}, got {config.data.streamed!r}.")
   if config.data.image_size < 0 or config.data.channels not in (0, 1, 3):
     raise UserError(f"Config fields `data.image_size` must be >= 0 (0 keeps the images' size) and `data.channels` "
                     f"0, 1 or 3; got {config.data.image_size} and {config.data.channels}.")

@@ -5,7 +5,8 @@ Flow (the trainer never names a family; the method module says what it needs, se
 1. preflight, before any data is loaded or anything compiled: the config's fields and names, the dataset's
    metadata, the method's stream against the batch size and the devices, the method's static parts, and
    the state's shapes (`jax.eval_shape`); a mistake costs seconds and is one sentence;
-2. the dataset is loaded (TFDS) and the method's stream built on it (`ssl_jax.data.streams`);
+2. the dataset is loaded (TFDS) into host memory, or opened for reading by index when it is streamed
+   (`data.streamed`, `ssl_jax.data.streamed`), and the method's stream built on it (`ssl_jax.data.streams`);
 3. the state is restored from the newest checkpoint that restores (a damaged one is moved aside), or
    created already replicated on the mesh, from `init_from`'s parameters when given;
 4. the loop: this process's rows of the global batch, sharded along "data", through the jitted pure step
@@ -131,6 +132,7 @@ class Plan:
   method: Any
   mesh: Any
   abstract_state: Any
+  streamed: bool = False
 
   @property
   def repl(self):
@@ -152,10 +154,9 @@ def preflight(config) -> Plan:
     info = data_lib.dataset_info(config.data.name, tfds_data_dir=config.data.tfds_data_dir or None,
                                  data_dir=config.data.data_dir or None, image_size=config.data.image_size,
                                  channels=config.data.channels)
-  if info.streaming:
-    raise UserError(f"The trainer holds datasets in host memory and {config.data.name} is too large for that; "
-                    "stream it with ssl_jax.data.tf_iterate_batches in your own loop, or pick a dataset "
-                    "that fits in memory (cifar10, cifar100, stl10, svhn_cropped, mnist, fashion_mnist).")
+  streamed = False
+  if not getattr(spec, "reads_own_data", False):
+    streamed, info = streaming_plan(config, info)
   groups = spec.check(batch_size=config.batch_size, info=info)
   mesh = mesh_lib.make_mesh()
   mesh_lib.check_batch_size(config.batch_size, mesh)
@@ -169,12 +170,31 @@ def preflight(config) -> Plan:
   repl = mesh_lib.replicated(mesh)
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract)
   return Plan(config=config, module=module, spec=spec, info=info, method=method, mesh=mesh,
-              abstract_state=abstract)
+              abstract_state=abstract, streamed=streamed)
+
+
+def streaming_plan(config, info: data_lib.DatasetInfo) -> tuple[bool, data_lib.DatasetInfo]:
+  """Whether the run streams its dataset (`data.streamed`, see `ssl_jax.data.streamed.use_streaming`), and the
+  dataset's metadata with the image shape the streams will give (images of varying sizes: data.image_size)."""
+  name, size = config.data.name, config.data.image_size
+  streamed = data_lib.use_streaming(config.data.streamed, info)
+  h, w, c = info.image_shape
+  if None in (h, w):
+    if not streamed:
+      raise UserError(f"The images of {name} vary in size, so they can only be streamed; set "
+                      "--config.data.streamed=auto (or yes).")
+    if size <= 0:
+      raise UserError(f"The images of {name} vary in size; set --config.data.image_size=S (e.g. 224) to resize "
+                      "their shorter side to S and centre-crop them on the host.")
+    info = dataclasses.replace(info, image_shape=(size, size, c))
+  return streamed, info
 
 
 def load_stream(plan: Plan) -> streams.Stream:
   """Load the dataset's train and test splits and build the method's stream on them.
 
+  The splits are held in host memory (`load_arrays`) or, when the plan streams (`data.streamed`), read by
+  index from disk (`load_streamed`: labels in memory, images decoded on the host when a batch asks for them).
   A spec with `reads_own_data` (the folder bags) reads its files itself and gets no dataset.
   """
   c = plan.config
@@ -182,8 +202,9 @@ def load_stream(plan: Plan) -> streams.Stream:
     return plan.spec.build(None, batch_size=c.batch_size, seed=c.seed)
   kwargs = dict(data_dir=c.data.data_dir or None, tfds_data_dir=c.data.tfds_data_dir or None,
                 image_size=c.data.image_size, channels=c.data.channels)
-  train = data_lib.load_arrays(c.data.name, plan.info.train_split, **kwargs)
-  test = data_lib.load_arrays(c.data.name, plan.info.test_split, **kwargs)
+  load = data_lib.load_streamed if plan.streamed else data_lib.load_arrays
+  train = load(c.data.name, plan.info.train_split, **kwargs)
+  test = load(c.data.name, plan.info.test_split, **kwargs)
   data = streams.Data(train, test, name=c.data.name, data_dir=kwargs["data_dir"],
                       tfds_data_dir=kwargs["tfds_data_dir"])
   return plan.spec.build(data, batch_size=c.batch_size, seed=c.seed)

@@ -128,8 +128,9 @@ def test_unwritable_workdir(capsys, tmp_path):
   assert_sentence(run(capsys, f"--config={TINY}", f"--workdir={blocker / 'run'}"), "Cannot write to the workdir")
 
 
-def test_dataset_too_large_for_memory_is_refused(capsys, tmp_path):
-  assert_sentence(_main(capsys, tmp_path, "--config.data.name=imagenet2012"), "imagenet2012 is too large")
+def test_dataset_of_varying_image_sizes_needs_an_image_size(capsys, tmp_path):
+  assert_sentence(_main(capsys, tmp_path, "--config.data.name=imagenet2012"), "imagenet2012 vary in size",
+                  "--config.data.image_size=S")
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, tmp_path):
