@@ -198,3 +198,22 @@ def test_a_record_that_does_not_decode_is_one_sentence_naming_it():
     images[np.array([0, 1])]
   with pytest.raises(IndexError, match=r"positions must lie in \[0, 2\)"):
     images.reader.read(np.array([2]))
+
+
+@pytest.mark.slow
+def test_imagenet_config_traces_on_mocked_tfds():
+  """configs/ssl/simclr_imagenet.py (ResNet-50, 224 crops of 256 host-resized images): stream, init and step."""
+  import functools  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  config = config_lib.load_config(os.path.join(root, "configs/ssl/simclr_imagenet.py"))
+  assert config.data.name == "imagenet2012" and config.total_steps == 31200
+  config.batch_size = 8
+  with tfds.testing.mock_data(num_examples=64):
+    plan = trainer.preflight(config)
+    assert plan.streamed
+    batch = trainer.load_stream(plan).global_batch(0)
+  assert batch["image"].shape == (8, 256, 256, 3) and batch["image"].dtype == np.uint8
+  state = jax.eval_shape(functools.partial(plan.module.init, plan.method), jax.random.PRNGKey(0))
+  _, metrics = jax.eval_shape(functools.partial(plan.module.step, plan.method), state, batch)
+  assert metrics["train/loss"].shape == ()
