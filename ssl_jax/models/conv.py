@@ -8,7 +8,8 @@ gradient,
     dL/dK[i, j, c, o] = sum_{b, y, x} X_pad[b, s*y + i, s*x + j, c] * G[b, y, x, o],
 
 so `conv2d` computes it that way on CPU: the kh*kw shifted (and strided) slices of the padded input, stacked on
-the channel axis, times the output gradient, in one matmul. The forward pass and the input gradient stay XLA's
+the channel axis, times the output gradient, one matmul per chunk of a few images (so that the patches are still
+in cache when the matmul reads them), summed. The forward pass and the input gradient stay XLA's
 own convolutions. The value and both gradients are the same as `lax.conv_general_dilated`'s (tested to float
 tolerance), so a model computes exactly what it computed before; only the CPU time changes. On GPU and TPU
 (`fast_kernel_grad=None` decides by the backend) the plain convolution is used; so it is on CPU when the
@@ -46,21 +47,54 @@ def _plain(x, kernel, strides, pads):
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_DIMS)
 
 
+# The kernel gradient builds the patches of at most this many bytes at a time (whole images), so that they stay
+# in the CPU's cache between being written and being read by the matmul (1.5-2.5x faster than one big matmul
+# at 14x14 and 7x7 with 32 and 64 channels in; see `_chunk_images`).
+_PATCH_CHUNK_BYTES = 1 << 20
+# Patches of fewer columns (kh * kw * in, e.g. a first layer on grayscale or RGB images) are built all at once:
+# they are small next to the output gradient, and a loop costs more than it saves there.
+_MIN_CHUNKED_COLUMNS = 64
+
+
+def _chunk_images(b: int, rows_per_image: int, columns: int, itemsize: int) -> int:
+  """Images per chunk of the kernel gradient: the largest divisor of b whose patches fit _PATCH_CHUNK_BYTES."""
+  if columns < _MIN_CHUNKED_COLUMNS:
+    return b
+  fit = max(1, _PATCH_CHUNK_BYTES // (rows_per_image * columns * itemsize))
+  return max(d for d in range(1, min(b, fit) + 1) if b % d == 0)
+
+
+def _kernel_grad(xp, g, kernel_shape, strides):
+  """sum over b, y, x of patches(xp) outer g: [kh, kw, in, out] in float32, chunk by chunk of images."""
+  kh, kw, cin, cout = kernel_shape
+  b, ho, wo, _ = g.shape
+  sh, sw = strides
+
+  def patches_times_g(xc, gc):
+    n = xc.shape[0]
+    cols = [lax.slice(xc, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1))
+            for i in range(kh) for j in range(kw)]
+    patches = (cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)).reshape(n * ho * wo, kh * kw * cin)
+    return jnp.dot(patches.T, gc.reshape(n * ho * wo, cout), preferred_element_type=jnp.float32)
+
+  per = _chunk_images(b, ho * wo, kh * kw * cin, xp.dtype.itemsize)
+  if per == b:
+    return patches_times_g(xp, g)
+  chunks = (xp.reshape(b // per, per, *xp.shape[1:]), g.reshape(b // per, per, *g.shape[1:]))
+  dk, _ = lax.scan(lambda acc, xg: (acc + patches_times_g(*xg), None),
+                   jnp.zeros((kh * kw * cin, cout), jnp.float32), chunks)
+  return dk
+
+
 def _bwd_with(strides, pads, res, g):
   x, kernel = res
-  kh, kw, cin, cout = kernel.shape
   # Input gradient: XLA's transposed convolution (fast on CPU).
   _, vjp_x = jax.vjp(lambda x_: _plain(x_, kernel, strides, pads), x)
   (dx,) = vjp_x(g)
-  # Kernel gradient: the patches of the padded input times the output gradient, one matmul.
-  b, ho, wo, _ = g.shape
+  # Kernel gradient: the patches of the padded input times the output gradient, as matmuls.
   xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  sh, sw = strides
-  cols = [lax.slice(xp, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1))
-          for i in range(kh) for j in range(kw)]
-  patches = (cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)).reshape(b * ho * wo, kh * kw * cin)
-  dk = jnp.dot(patches.T, g.reshape(b * ho * wo, cout), preferred_element_type=jnp.float32)
-  return dx, dk.reshape(kh, kw, cin, cout).astype(kernel.dtype)
+  dk = _kernel_grad(xp, g, kernel.shape, strides)
+  return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
 
 
 def _fwd_with(x, kernel, strides, pads):

@@ -29,6 +29,10 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
   Written as a reshape and a max rather than `nn.max_pool`: XLA:CPU's gradient of `reduce_window`
   max (select-and-scatter) is several times slower, and this layer dominates a small ConvNet.
+
+  It commutes with ReLU exactly, in value and in gradient: max is monotone, so relu(max(w)) = max(relu(w))
+  for every window w; where max(w) > 0 the maxima of w and of relu(w) are the same elements (the gradient is
+  shared among tied maxima alike), and where max(w) <= 0 both gradients are zero. `ConvNet` pools first.
   """
   b, h, w, c = x.shape
   if h < 2 or w < 2:
@@ -70,7 +74,10 @@ class ConvNet(nn.Module):
                     dtype=self.dtype, param_dtype=self.param_dtype, name=f"conv{i}_{j}")(x)
         x = batch_norm(x, train=train, dtype=self.dtype, param_dtype=self.param_dtype,
                        momentum=self.bn_momentum, name=f"bn{i}_{j}")
-        x = nn.relu(x)
+        if j < self.convs_per_stage - 1 or i == len(self.widths) - 1:
+          x = nn.relu(x)
       if i < len(self.widths) - 1:
-        x = max_pool_2x2(x)
+        # relu(max_pool(x)) = max_pool(relu(x)), values and gradients alike (see `max_pool_2x2`), at a
+        # quarter of the ReLU's cost.
+        x = nn.relu(max_pool_2x2(x))
     return jnp.mean(x, axis=(1, 2))

@@ -71,3 +71,21 @@ def test_module_has_nn_convs_parameters_and_output():
   p_ours, p_theirs = ours.init(jax.random.key(1), x), theirs.init(jax.random.key(1), x)
   assert jax.tree.map(jnp.shape, p_ours) == jax.tree.map(jnp.shape, p_theirs)
   np.testing.assert_allclose(ours.apply(p_theirs, x), theirs.apply(p_theirs, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("b, strides", [(6, (1, 1)), (6, (2, 2)), (5, (1, 1))])
+def test_kernel_gradient_by_chunks_of_images_equals_the_formula(monkeypatch, b, strides):
+  """With enough input channels the kernel gradient is summed over chunks of images (a `lax.scan`); a tiny chunk
+  size forces several chunks (of 2 or 3 images, or of 1 when b is prime), which must sum to the same gradient."""
+  from ssl_jax.models import conv as conv_lib
+  rows = (8 // strides[0]) * (8 // strides[1])  # output pixels per image
+  monkeypatch.setattr(conv_lib, "_PATCH_CHUNK_BYTES", 3 * rows * 9 * 8 * 4)  # 3 images' patches
+  assert conv_lib._chunk_images(b, rows, 9 * 8, 4) == {6: 3, 5: 1}[b]
+  x = jax.random.normal(jax.random.key(0), (b, 8, 8, 8))
+  k = jax.random.normal(jax.random.key(1), (3, 3, 8, 4))
+  y, vjp = jax.vjp(lambda k_: conv2d(x, k_, strides=strides, padding=1, fast_kernel_grad=True), k)
+  g = jnp.cos(y)
+  pads = conv_lib._pads(1, (3, 3), strides, (8, 8))
+  np.testing.assert_allclose(vjp(g)[0], _naive_kernel_grad(x, g, (3, 3, 8, 4), strides, pads), rtol=1e-4, atol=1e-4)
+  plain = jax.vjp(lambda k_: conv2d(x, k_, strides=strides, padding=1, fast_kernel_grad=False), k)[1](g)[0]
+  np.testing.assert_allclose(vjp(g)[0], plain, rtol=1e-4, atol=1e-4)

@@ -352,3 +352,61 @@ def test_errors():
     vit.vit_tiny(16).init(KEY, jnp.ones((1, 20, 20, 3)), train=False)
   with pytest.raises(ValueError, match="add a channel axis"):
     convnet_lib.ConvNet().init(KEY, jnp.ones((1, 28, 28)), train=False)
+
+
+@pytest.mark.parametrize("shape, use_scale, use_bias, dtype", [
+    ((16, 5, 5, 6), True, True, jnp.float32), ((32, 7), False, False, jnp.float32),
+    ((8, 4, 4, 3), True, True, jnp.bfloat16)])
+def test_batch_norm_equals_flax_batch_norm_with_its_closed_form_gradient(shape, use_scale, use_bias, dtype):
+  """`heads.BatchNorm` (closed-form backward pass) against `nn.BatchNorm(use_fast_variance=False)`: the same
+  variables, output and running statistics, and the same gradients of x, scale and bias up to float rounding;
+  also through the running statistics (their cotangents are part of the closed form)."""
+  from ssl_jax.models.heads import BatchNorm
+  x = (jax.random.normal(jax.random.key(0), shape) * 3.0 + 1.5).astype(dtype)
+  w = jax.random.normal(jax.random.key(1), shape)
+  ours = BatchNorm(use_running_average=False, momentum=0.9, use_scale=use_scale, use_bias=use_bias)
+  flax_bn = nn.BatchNorm(use_running_average=False, momentum=0.9, use_scale=use_scale, use_bias=use_bias,
+                         use_fast_variance=False, dtype=jnp.float32)
+  v_ours, v_flax = ours.init(jax.random.key(2), x), flax_bn.init(jax.random.key(2), x)
+  assert jax.tree.map(jnp.shape, v_ours) == jax.tree.map(jnp.shape, v_flax)
+  c = shape[-1]
+  params = {k: jnp.linspace(0.5, 1.5, c) if k == "scale" else jnp.linspace(-1.0, 1.0, c)
+            for k in v_flax.get("params", {})}
+  stats = {"mean": jnp.linspace(-0.1, 0.1, c), "var": jnp.linspace(0.9, 1.1, c)}
+
+  def loss(module):
+    def f(params, x):
+      y, upd = module.apply({"params": params, "batch_stats": stats}, x, mutable=["batch_stats"])
+      s = upd["batch_stats"]
+      return jnp.sum(jnp.sin(y) * w) + jnp.sum(jnp.cos(s["mean"]) + s["var"] ** 2), (y, s)
+    return jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(params, x)
+
+  (l_ours, (y_ours, s_ours)), g_ours = loss(ours)
+  (l_flax, (y_flax, s_flax)), g_flax = loss(flax_bn)
+  assert y_ours.dtype == y_flax.dtype == jnp.float32
+  np.testing.assert_allclose(y_ours, y_flax, rtol=1e-6, atol=1e-6)
+  for k in ("mean", "var"):
+    np.testing.assert_allclose(s_ours[k], s_flax[k], rtol=1e-6, atol=1e-7)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_flax)):
+    assert a.dtype == b.dtype
+    scale = float(jnp.max(jnp.abs(b.astype(jnp.float32))))
+    np.testing.assert_allclose(a.astype(jnp.float32), b.astype(jnp.float32), rtol=1e-5, atol=2e-6 * scale
+                               if dtype == jnp.float32 else 1e-2 * scale)
+  # Inference mode normalises with the running statistics, as flax does.
+  np.testing.assert_allclose(
+      BatchNorm(use_running_average=True, use_scale=use_scale, use_bias=use_bias).apply(
+          {"params": params, "batch_stats": stats}, x),
+      nn.BatchNorm(use_running_average=True, use_scale=use_scale, use_bias=use_bias, dtype=jnp.float32).apply(
+          {"params": params, "batch_stats": stats}, x), rtol=1e-6, atol=1e-6)
+
+
+def test_conv_net_pools_before_relu_as_it_would_after():
+  """`ConvNet` applies ReLU after the max-pool; relu(pool(x)) and pool(relu(x)) agree in value and gradient,
+  ties among the maxima and all-negative windows included."""
+  from ssl_jax.models.convnet import max_pool_2x2
+  x = jnp.round(jax.random.normal(jax.random.key(0), (4, 6, 6, 3)) * 2.0) / 2.0  # many exact ties
+  w = jax.random.normal(jax.random.key(1), (4, 3, 3, 3))
+  f_new = lambda x: jnp.sum(jax.nn.relu(max_pool_2x2(x)) * w)
+  f_old = lambda x: jnp.sum(max_pool_2x2(jax.nn.relu(x)) * w)
+  assert float(f_new(x)) == float(f_old(x))
+  np.testing.assert_array_equal(jax.grad(f_new)(x), jax.grad(f_old)(x))
