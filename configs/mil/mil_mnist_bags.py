@@ -26,11 +26,12 @@ from ssl_jax.train.config import base_config, parse_arg
 
 def get_config(arg=None):
   arg = parse_arg(arg, pooling="gated_attention", train_bags=100, seed=0, mean_bag_size=10, steps=300,
-                  encoder="lenet_mil", clam_weight=0.0)
+                  encoder="lenet_mil", clam_weight=0.0, optim="adamw", batch_size=16,
+                  shift=0, flip=0.0, attention_dropout=0.0)
   c = base_config("mil")
   c.seed = arg.seed
   c.total_steps = arg.steps
-  c.batch_size = 16
+  c.batch_size = arg.batch_size
   c.checkpoint_every_steps = arg.steps
   c.eval_every_steps = 0
   c.log_every_steps = 50
@@ -42,6 +43,9 @@ def get_config(arg=None):
 
   c.mil.pooling = arg.pooling
   c.mil.clam_weight = arg.clam_weight
+  c.mil.augment_shift = arg.shift
+  c.mil.augment_flip = arg.flip
+  c.mil.attention_dropout = arg.attention_dropout
   c.mil.target_class = 9
   c.mil.train_bags = arg.train_bags
   c.mil.test_bags = 1000
@@ -50,7 +54,7 @@ def get_config(arg=None):
   c.mil.max_bag_size = int(-(-arg.mean_bag_size * 8 // 5))  # ceil(mean + 3 std), std = mean / 5
   c.mil.bag_seed = arg.seed
 
-  c.optim.name = "adamw"
+  c.optim.name = arg.optim
   c.optim.lr = 5e-4
   c.optim.scale_lr_with_batch = False
   c.optim.warmup_steps = 0
