@@ -27,7 +27,7 @@ from ssl_jax.train.config import base_config, parse_arg
 def get_config(arg=None):
   arg = parse_arg(arg, pooling="gated_attention", train_bags=100, seed=0, mean_bag_size=10, steps=300,
                   encoder="lenet_mil", clam_weight=0.0, optim="adamw", batch_size=16,
-                  shift=0, flip=0.0, attention_dropout=0.0)
+                  shift=2, flip=0.0, attention_dropout=0.0)
   c = base_config("mil")
   c.seed = arg.seed
   c.total_steps = arg.steps
