@@ -10,7 +10,10 @@ seed, the seed drawing the bags and the initialisation) is trained and scored by
 share this one process (imports, the data, and JAX's persistent compilation cache), each in its own workdir
 under `--workdir`: a finished run (its results.json) is read back, not run again, and an interrupted one
 resumes from its checkpoint, so the same command continues an interrupted grid. The grid goes seed by seed,
-so a partial grid has every cell at the same number of seeds.
+so a partial grid has every cell at the same number of seeds. `--config-args` passes more arguments to the
+config (e.g. `optim=adam,shift=0`; give each recipe its own `--tag`, which names its folder of runs: a run whose
+config.json holds another optimizer, batch or augmentation is refused, never reused), and `--first-seed` moves
+the seeds (the recipe was chosen on seed 100, apart from the reported seeds 0-4).
 
 Writes `<out>/mil_benchmark_mean<M>_<encoder>.md` (a table of mean +- std of the bag AUC over seeds, and the
 instance AUC of the attention) and `<out>/mil_benchmark_mean<M>_<encoder>.png` (AUC against training bags, one
@@ -46,20 +49,43 @@ def load_config(arg: str):
   return module.get_config(arg)
 
 
+# Fields that a run's config.json must share with the config to run for the run to be reused; a field
+# missing from an older run's config.json is taken at its default (the fields added with their old behaviour).
+RECIPE = {"batch_size": None, "optim.name": "adamw", "optim.lr": None, "optim.weight_decay": None,
+          "mil.augment_shift": 0, "mil.augment_flip": 0.0, "mil.attention_dropout": 0.0}
+
+
+def check_same_recipe(config, workdir: str) -> None:
+  """Refuse to reuse or resume a run in `workdir` that was trained with another recipe."""
+  saved_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(saved_path):
+    return
+  with open(saved_path) as f:
+    saved = json.load(f)
+  for key, default in RECIPE.items():
+    section, _, name = key.rpartition(".")
+    had = (saved.get(section, {}) if section else saved).get(name, default)
+    want = (config[section] if section else config)[name]
+    if had != want:
+      raise SystemExit(f"error: {workdir} holds a run with {key}={had!r}, not {want!r} as asked; give this recipe "
+                       "its own --tag (or --workdir).")
+
+
 def run_one(args, pooling: str, bags: int, seed: int) -> dict:
   """The results of one run: read back when finished, else trained (or resumed) and evaluated here."""
   from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   workdir = os.path.join(args.workdir, f"mean{args.mean_bag_size}_{args.encoder}_{args.steps}steps{args.tag}",
                          f"{pooling}_bags{bags}_seed{seed}")
   path = os.path.join(workdir, "results.json")
+  arg = (f"pooling={pooling},train_bags={bags},seed={seed},mean_bag_size={args.mean_bag_size},steps={args.steps},"
+         f"encoder={args.encoder}" + (f",{args.config_args}" if args.config_args else ""))
+  config = load_config(arg)
+  check_same_recipe(config, workdir)
   if os.path.exists(path):
     with open(path) as f:
       done = json.load(f)
     if done.get("steps") == args.steps:
       return {**done, "reused": True}
-  arg = (f"pooling={pooling},train_bags={bags},seed={seed},mean_bag_size={args.mean_bag_size},steps={args.steps},"
-         f"encoder={args.encoder}" + (f",{args.config_args}" if args.config_args else ""))
-  config = load_config(arg)
   config.log_every_steps = args.steps
   config.eval.batch_size = 4000
   t0 = time.perf_counter()
