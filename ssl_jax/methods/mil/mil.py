@@ -24,6 +24,10 @@ instances are pseudo-labelled 1 and the k least attended 0, and a two-way instan
 class (one per bag class) learns them with cross-entropy on h_i; the total is
 (1 - w) L_bag + w L_inst (CLAM's bag_weight is 1 - w, 0.7 by default there, so w = 0.3).
 
+Training can shift each instance at random by up to `mil.augment_shift` pixels (zero fill) and mirror it with
+probability `mil.augment_flip`, drawn per instance from the step's key, and drop out the attention's hidden
+units (`mil.attention_dropout`); evaluation sees the instances as they are.
+
 Batches hold many bags at once (`streams.Bags`: MNIST-bags on any in-memory dataset, or
 `streams.FolderBags`: patient folders of images), not one bag per step as the reference code. The
 instance encoder must have no BatchNorm (padding would enter its statistics): `lenet_mil` (the paper's)
