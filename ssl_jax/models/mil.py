@@ -30,20 +30,24 @@ class GatedAttention(nn.Module):
   Attributes:
     hidden_dim: width of V and U (L in the paper's notation is the input width, D this one).
     gated: use the gating branch sigmoid(U h); False gives the plain tanh attention.
+    dropout: dropout rate on the hidden units tanh(V h) (* sigmoid(U h)) before w; 0 disables.
   Call args:
     features: instance embeddings h, [bags, n, d] (any leading dimensions work).
+    deterministic: no dropout (evaluation); with dropout > 0 and False, a "dropout" rng is needed.
   Returns:
     Scores of shape [bags, n] (features.shape without the last axis).
   References: Ilse et al. 2018, arXiv:1802.04712, eq. (8) and (9).
   """
   hidden_dim: int = 128
   gated: bool = True
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, features: jax.Array) -> jax.Array:
+  def __call__(self, features: jax.Array, *, deterministic: bool = True) -> jax.Array:
     a = jnp.tanh(nn.Dense(self.hidden_dim, name="V")(features))
     if self.gated:
       a = a * nn.sigmoid(nn.Dense(self.hidden_dim, name="U")(features))
+    a = nn.Dropout(self.dropout)(a, deterministic=deterministic or not self.dropout)
     return nn.Dense(1, use_bias=False, name="w")(a)[..., 0]
 
 

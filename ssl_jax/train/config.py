@@ -72,7 +72,7 @@ def common_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"       # compute dtype; parameters stay float32
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.name = "lars"           # sgd | adamw | lars
+  c.optim.name = "lars"           # sgd | adamw | adam (coupled L2, as PyTorch) | lars
   c.optim.lr = 0.3                # for a batch of 256 when scale_lr_with_batch
   c.optim.scale_lr_with_batch = True
   c.optim.warmup_steps = 100

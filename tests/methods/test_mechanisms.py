@@ -152,6 +152,34 @@ def test_mil_clam_adds_the_instance_loss_on_the_most_and_least_attended():
   np.testing.assert_allclose(total, 0.7 * metrics["train/bag_loss"] + 0.3 * inst, rtol=1e-5)
 
 
+def test_mil_augmentation_shifts_or_flips_each_instance_and_dropout_acts_in_training():
+  m, params, batch = _mil_state(**{"mil.pooling": "attention", "mil.augment_shift": 2, "mil.augment_flip": 0.5,
+                                   "mil.attention_dropout": 0.5})
+  inst = jnp.asarray(batch["instances"])
+  plain = np.asarray(mil.normalize(m, inst))
+  aug = np.asarray(mil.normalize(m, inst, jax.random.PRNGKey(1)))
+  zero = (0.0 - np.asarray(m.mean)) / np.asarray(m.std)  # the normalised value of a black pixel
+  b, n, h, w = plain.shape[:4]
+  for i in range(b):
+    for j in range(n):
+      if not np.asarray(batch["mask"])[i, j] or np.all(plain[i, j] == zero):
+        continue
+      # each instance is one of the (2s+1)^2 shifts of itself or of its mirror, zero filled
+      candidates = []
+      for img in (plain[i, j], plain[i, j][:, ::-1]):
+        padded = np.pad(img, ((2, 2), (2, 2), (0, 0)), constant_values=zero.item())
+        candidates += [padded[dy:dy + h, dx:dx + w] for dy in range(5) for dx in range(5)]
+      assert any(np.allclose(aug[i, j], c, atol=1e-6) for c in candidates), (i, j)
+  assert not np.allclose(aug, plain), "the augmentation must change some instances"
+  x, mask = jnp.asarray(plain), batch["mask"]
+  out = mil.forward(m, params, x, mask)
+  np.testing.assert_array_equal(out["bag_logits"], mil.forward(m, params, x, mask)["bag_logits"])
+  dropped = mil.forward(m, params, x, mask, dropout_rng=jax.random.PRNGKey(2))
+  assert not np.allclose(dropped["scores"], out["scores"]), "dropout acts while training"
+  np.testing.assert_allclose(np.asarray(dropped["attention"]).sum(1), 1.0, rtol=1e-5)
+  assert (np.asarray(dropped["attention"])[~np.asarray(mask)] == 0).all()
+
+
 def test_mil_refuses_an_encoder_with_batchnorm_and_bad_poolings():
   config = tiny_config("mil", **{"model.encoder": "convnet", "model.widths": (8, 16)})
   with pytest.raises(ValueError, match="use model.encoder=lenet_mil or mlp"):
@@ -160,6 +188,8 @@ def test_mil_refuses_an_encoder_with_batchnorm_and_bad_poolings():
     trainer.preflight(tiny_config("mil", **{"mil.pooling": "attn"}))
   with pytest.raises(ValueError, match="CLAM's instance loss ranks instances by attention"):
     trainer.preflight(tiny_config("mil", **{"mil.pooling": "embedding_max", "mil.clam_weight": 0.3}))
+  with pytest.raises(ValueError, match="mil.augment_shift must be >= 0"):
+    trainer.preflight(tiny_config("mil", **{"mil.augment_flip": 1.5}))
 
 
 @pytest.mark.parametrize("mining,loss_fn", [("batch_hard", batch_hard_triplet),

@@ -117,3 +117,14 @@ def test_validate_rejects_bad_values():
   c.init_params = "decoder"
   with pytest.raises(UserError, match="`init_params` must be one of encoder, all"):
     config_lib.validate(c)
+
+
+def test_mil_mnist_bags_arguments_set_the_recipe():
+  path = os.path.join(ROOT, "configs", "mil", "mil_mnist_bags.py")
+  default = config_lib.load_config(path)
+  assert (default.optim.name, default.mil.augment_shift, default.batch_size, default.total_steps) == (
+      "adamw", 2, 16, 300)
+  c = config_lib.load_config(path + ":optim=adam,shift=0,flip=0.5,attention_dropout=0.25,batch_size=4,steps=1200")
+  config_lib.validate(c)
+  assert (c.optim.name, c.optim.weight_decay, c.mil.augment_shift, c.mil.augment_flip) == ("adam", 1e-4, 0, 0.5)
+  assert (c.mil.attention_dropout, c.batch_size, c.total_steps) == (0.25, 4, 1200)

@@ -24,6 +24,10 @@ instances are pseudo-labelled 1 and the k least attended 0, and a two-way instan
 class (one per bag class) learns them with cross-entropy on h_i; the total is
 (1 - w) L_bag + w L_inst (CLAM's bag_weight is 1 - w, 0.7 by default there, so w = 0.3).
 
+Training can shift each instance at random by up to `mil.augment_shift` pixels (zero fill) and mirror it with
+probability `mil.augment_flip`, drawn per instance from the step's key, and drop out the attention's hidden
+units (`mil.attention_dropout`); evaluation sees the instances as they are.
+
 Batches hold many bags at once (`streams.Bags`: MNIST-bags on any in-memory dataset, or
 `streams.FolderBags`: patient folders of images), not one bag per step as the reference code. The
 instance encoder must have no BatchNorm (padding would enter its statistics): `lenet_mil` (the paper's)
@@ -46,6 +50,7 @@ import ml_collections
 import optax
 
 from ssl_jax import optim as optim_lib
+from ssl_jax.data import augment
 from ssl_jax.data import streams
 from ssl_jax.data import views as views_lib
 from ssl_jax.losses.mil import attention_pool, clam_instance_loss, mil_logsumexp, mil_max, mil_mean
@@ -67,6 +72,10 @@ def config() -> ml_collections.ConfigDict:
       "lse_r": 1.0,                  # sharpness r of embedding_lse
       "clam_weight": 0.0,            # w of CLAM's instance clustering loss; 0 disables
       "clam_top_k": 1,               # instances pseudo-labelled at each end of the attention ranking
+      "attention_dropout": 0.0,      # dropout on the attention's hidden units while training; 0 disables
+      # Training-time augmentation of each instance, drawn independently per instance on device:
+      "augment_shift": 0,            # random translation by up to this many pixels (zero fill); 0 disables
+      "augment_flip": 0.0,           # probability of a left-right mirror
       # Bags drawn from data.name (MNIST-bags, Ilse et al. 2018):
       "target_class": 9,
       "mean_bag_size": 10.0,
@@ -104,6 +113,8 @@ class MIL:
   clam_weight: float
   clam_top_k: int
   lse_r: float
+  augment_shift: int
+  augment_flip: float
   tx: optax.GradientTransformation
   schedule: optax.Schedule
   image_shape: tuple[int, int, int]
@@ -123,17 +134,21 @@ def make(config, info) -> MIL:
                      f"{s.clam_top_k}.")
   if s.lse_r <= 0:
     raise ValueError(f"mil.lse_r must be > 0, got {s.lse_r}.")
+  if s.augment_shift < 0 or not 0.0 <= s.augment_flip <= 1.0 or not 0.0 <= s.attention_dropout < 1.0:
+    raise ValueError(f"mil.augment_shift must be >= 0, mil.augment_flip in [0, 1] and mil.attention_dropout in "
+                     f"[0, 1); got {s.augment_shift}, {s.augment_flip} and {s.attention_dropout}.")
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
                                           total_steps=config.total_steps)
   if config.data.name == streams.FOLDER_BAGS:
     mean, std = (0.5,) * info.image_shape[-1], (0.25,) * info.image_shape[-1]
   else:
     mean, std = common.normalizer(config)
-  attention = (GatedAttention(s.attention_dim, gated=s.pooling == "gated_attention")
+  attention = (GatedAttention(s.attention_dim, gated=s.pooling == "gated_attention", dropout=s.attention_dropout)
                if s.pooling in ATTENTION_POOLINGS else None)
   return MIL(pooling=s.pooling, encoder=common.make_encoder(config, info), attention=attention, head=nn.Dense(1),
              instance_classifier=nn.Dense(4) if s.clam_weight else None, clam_weight=float(s.clam_weight),
-             clam_top_k=int(s.clam_top_k), lse_r=float(s.lse_r), tx=tx, schedule=schedule,
+             clam_top_k=int(s.clam_top_k), lse_r=float(s.lse_r),
+             augment_shift=int(s.augment_shift), augment_flip=float(s.augment_flip), tx=tx, schedule=schedule,
              image_shape=tuple(info.image_shape), mean=mean, std=std)
 
 
@@ -155,19 +170,31 @@ def init(m: MIL, rng: jax.Array, pretrained=None) -> common.TrainState:
                            opt_state=m.tx.init(params), rng=k_state)
 
 
-def normalize(m: MIL, instances: jax.Array) -> jax.Array:
-  """uint8 instances [B, n, H, W, C] -> normalised float32, as the encoder sees them."""
+def normalize(m: MIL, instances: jax.Array, key: jax.Array | None = None) -> jax.Array:
+  """uint8 instances [B, n, H, W, C] -> normalised float32, as the encoder sees them.
+
+  With a `key` (training), each instance is first shifted by up to `augment_shift` pixels in each direction
+  (zero fill, the digits' background) and mirrored with probability `augment_flip`, each independently.
+  """
   b, n = instances.shape[:2]
-  x = views_lib.eval_view(instances.reshape(b * n, *instances.shape[2:]), mean=m.mean, std=m.std)
+  x = augment.to_float(instances.reshape(b * n, *instances.shape[2:]))
+  if key is not None and m.augment_shift:
+    key, sub = jax.random.split(key)
+    x = augment.random_crop_pad(sub, x, pad_fraction=m.augment_shift / x.shape[1], mode="constant")
+  if key is not None and m.augment_flip:
+    x = augment.random_flip(key, x, p=m.augment_flip)
+  x = views_lib.eval_view(x, mean=m.mean, std=m.std)
   return x.reshape(b, n, *x.shape[1:])
 
 
-def forward(m: MIL, params, x: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+def forward(m: MIL, params, x: jax.Array, mask: jax.Array, dropout_rng: jax.Array | None = None
+            ) -> dict[str, jax.Array]:
   """The model on normalised float instances x [B, n, H, W, C] with mask [B, n] (True = real).
 
   Returns {"bag_logits": [B], "embeddings": [B, n, d], "scores": [B, n] (attention logits, instance
   logits, or zeros for the embedding poolings), and "attention": [B, n] where the pooling has one}.
   Padded slots are zeroed before the encoder, so nothing they hold reaches any output or gradient.
+  `dropout_rng` (training) turns on the attention's dropout when `mil.attention_dropout` > 0.
   """
   mask = jnp.asarray(mask).astype(bool)
   b, n = mask.shape
@@ -184,7 +211,8 @@ def forward(m: MIL, params, x: jax.Array, mask: jax.Array) -> dict[str, jax.Arra
       logits = mil_logsumexp(jax.nn.log_sigmoid(s), mask) - mil_logsumexp(jax.nn.log_sigmoid(-s), mask)
     out.update(scores=s, attention=jnp.where(mask, jax.nn.sigmoid(s), 0.0))
   elif m.pooling in ATTENTION_POOLINGS:
-    s = m.attention.apply({"params": params["attention"]}, h)
+    s = m.attention.apply({"params": params["attention"]}, h, deterministic=dropout_rng is None,
+                          rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
     pooled, weights = attention_pool(h, s, mask)
     logits = head(pooled)
     out.update(scores=s, attention=weights)
@@ -197,12 +225,13 @@ def forward(m: MIL, params, x: jax.Array, mask: jax.Array) -> dict[str, jax.Arra
   return out
 
 
-def loss(m: MIL, params, x: jax.Array, mask: jax.Array, labels: jax.Array) -> tuple[jax.Array, dict]:
+def loss(m: MIL, params, x: jax.Array, mask: jax.Array, labels: jax.Array, dropout_rng: jax.Array | None = None
+         ) -> tuple[jax.Array, dict]:
   """The training loss of a batch of bags (normalised instances x) and its metrics.
 
     L = (1 - w) mean_b BCE(bag_logit_b, y_b) + w mean_b L_inst,b   (w = clam_weight; L = L_bag when w = 0)
   """
-  out = forward(m, params, x, mask)
+  out = forward(m, params, x, mask, dropout_rng)
   y = labels.astype(jnp.float32)
   bag_loss = optax.sigmoid_binary_cross_entropy(out["bag_logits"], y).mean()
   acc = jax.lax.stop_gradient(jnp.mean(((out["bag_logits"] > 0) == (y > 0.5)).astype(jnp.float32)))
@@ -220,10 +249,12 @@ def loss(m: MIL, params, x: jax.Array, mask: jax.Array, labels: jax.Array) -> tu
 
 def step(m: MIL, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
   """One update on {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B]}."""
-  x = normalize(m, batch["instances"])
+  k_aug, k_drop = jax.random.split(common.step_key(state))
+  x = normalize(m, batch["instances"], k_aug if (m.augment_shift or m.augment_flip) else None)
+  dropout = m.attention is not None and m.attention.dropout > 0
 
   def loss_fn(params):
-    total, metrics = loss(m, params, x, batch["mask"], batch["label"])
+    total, metrics = loss(m, params, x, batch["mask"], batch["label"], k_drop if dropout else None)
     return total, (metrics, state.batch_stats)
 
   return common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
