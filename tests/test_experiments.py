@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import baseline_vs_ssl  # noqa: E402  pylint: disable=wrong-import-position
+import domain_adaptation  # noqa: E402  pylint: disable=wrong-import-position
 import mil_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 import semi_supervised  # noqa: E402  pylint: disable=wrong-import-position
 import ssl_benchmark  # noqa: E402  pylint: disable=wrong-import-position
@@ -157,3 +158,38 @@ def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path):
     record = json.load(f)
   assert record["num_unlabelled"] == 500 and record["num_labels"] == 100
   assert os.path.exists(os.path.join(out, "results_fashion_mnist.md"))
+
+
+def test_domain_adaptation_refuses_bad_arguments(capsys):
+  assert domain_adaptation.main(["--pairs=mnist5k"]) == 2
+  assert "--pairs takes source:target" in capsys.readouterr().err
+  assert domain_adaptation.main(["--pairs=mnist5k:svhn"]) == 2
+  assert "no config configs/transfer/dann_mnist5k_to_svhn.py" in capsys.readouterr().err
+  assert domain_adaptation.main(["--set=total_steps=10"]) == 2
+  assert "name the setting with --tag" in capsys.readouterr().err
+  assert domain_adaptation.workdir_name("upper bound", "digits28", "mnist5k", 1, "w1") == "mnist5k_upper_bound_seed1_w1"
+  assert domain_adaptation.workdir_name("source only", "digits28", "mnist5k", 0, "") == "digits28_to_mnist5k_source_only"
+  assert not domain_adaptation.changes_baselines("dann.domain_weight=1")
+  assert domain_adaptation.changes_baselines("dann.views.pad_fraction=0.1") and domain_adaptation.changes_baselines("seed=1")
+
+
+@pytest.mark.slow
+def test_domain_adaptation_runs_three_runs_per_direction_then_reuses_them(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  tiny = ["total_steps=3", "checkpoint_every_steps=3", "eval_every_steps=3", "model.widths=(8,16)", "batch_size=16",
+          "dann.domain_hidden_dim=8"]
+  args = ["--pairs=mnist5k:digits28_mnist_layout", "--tag=tiny", f"--out={out}", f"--workdirs={work}",
+          *(f"--set={s}" for s in tiny)]
+  assert domain_adaptation.main(args) == 0
+  assert sorted(os.listdir(work)) == ["digits28_mnist_layout_upper_bound_tiny",
+                                      "mnist5k_to_digits28_mnist_layout_DANN_tiny",
+                                      "mnist5k_to_digits28_mnist_layout_source_only_tiny"]
+  with open(os.path.join(work, "mnist5k_to_digits28_mnist_layout_source_only_tiny", "config.json")) as f:
+    config = json.load(f)
+  assert config["dann"]["domain_weight"] == 0 and config["total_steps"] == 3
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  assert "| mnist5k -> digits28_mnist_layout |" in text and "--set=total_steps=3" in text
+  capsys.readouterr()
+  assert domain_adaptation.main(args) == 0
+  assert capsys.readouterr().out.count("already finished") == 3

