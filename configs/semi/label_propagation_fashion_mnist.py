@@ -11,8 +11,9 @@ semi-supervised configs); raw normalised pixels by default, or the frozen encode
 propagation iterations; the test images are labelled by their 10 nearest training nodes.
 
 Budget: 170 steps, a few minutes on 2 CPU cores (the neighbour search over 60,000 x 60,000 pairs dominates).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); the first command above runs it.
+Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --methods=label_propagation --labels=250
+--seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7876 with the 250 labels of fashion_mnist.0@250,
+above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 59 s of training on the shared cores.
 """
 
 from ssl_jax.train.config import base_config, parse_arg
