@@ -15,8 +15,10 @@ scratch on the same split and encoder: `configs/semi/fixmatch_fashion_mnist.py` 
 config with `pretrained=` left empty (`:pretrained=` trains from scratch).
 
 Budget: phase 1 as its config (1200 steps, about 6 minutes on 2 CPU cores); phase 2 1200 steps, about 7 minutes.
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); the first command above runs it.
+Result when we ran it (2026-12-02, phase 2 from the first command's SimCLR run, whose linear probe is 0.8815; 2
+CPU cores mostly idle): test top-1 0.7970 (EMA model 0.8008) with the 250 labels of fashion_mnist.0@250, against 0.7888
+(EMA 0.7901) for FixMatch from scratch (configs/semi/fixmatch_fashion_mnist.py, narrower encoder) and 0.7520 for
+the labelled-only baseline on the same split; 382 s of training.
 """
 
 from ssl_jax.train.config import base_config, parse_arg
