@@ -8,8 +8,9 @@ unit-norm prototypes frozen for the first 200 steps, no queue (a batch of 256 al
   python -m ssl_jax.main --config=configs/ssl/swav_fashion_mnist.py --workdir=workdirs/swav_fashion_mnist
 
 Budget: 1200 steps, about 9 minutes of training on 2 CPU cores.
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=swav` runs it.
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=swav`, 2 CPU cores shared with a
+test run): linear probe 0.8861, kNN 0.8560 (raw-pixel probe 0.8454), RankMe 116 at the last monitor; 871 s of
+training on the shared cores.
 """
 
 from ssl_jax.data import views
