@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib
 import json
 import os
 import sys
@@ -141,33 +142,31 @@ class JaxStep:
   """ssl_jax's SimCLR step, jitted with the state donated and compiled ahead of time; each call is one update."""
 
   def __init__(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray, *,
-               xla_kernel_grad: bool = False):
+               xla_kernel_grad: bool = False, package: str = "ssl_jax"):
     """`xla_kernel_grad`: compile the step with XLA's own convolution kernel gradient (the step before
-    `ssl_jax.models.conv`), to time before and after side by side."""
-    import jax  # pylint: disable=g-import-not-at-top
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
+    `ssl_jax.models.conv`), to time before and after side by side. `package`: the importable copy of the
+    library whose step is timed (`train_step_ab.py` times an older revision as `ssl_jax_before`)."""
     from ssl_jax.models.conv import KERNEL_GRAD_ENV  # pylint: disable=g-import-not-at-top
     saved = os.environ.pop(KERNEL_GRAD_ENV, None)
     if xla_kernel_grad:
       os.environ[KERNEL_GRAD_ENV] = "xla"  # read when the step is traced, below
     try:
-      self._build(row, batch_size, images, labels)
+      self._build(row, batch_size, images, labels, package)
     finally:
       os.environ.pop(KERNEL_GRAD_ENV, None)
       if saved is not None:
         os.environ[KERNEL_GRAD_ENV] = saved
 
-  def _build(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray):
+  def _build(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray, package: str):
     import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-    from ssl_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
-    from ssl_jax.methods.ssl import simclr  # pylint: disable=g-import-not-at-top
+    data = importlib.import_module(package + ".data")
+    simclr = importlib.import_module(package + ".methods.ssl.simclr")
 
     self._jax = jax
     config = make_config(row, batch_size)
-    info = DatasetInfo(row.image_shape, 10, "train", "test", rgb=row.image_shape[-1] == 3)
+    info = data.DatasetInfo(row.image_shape, 10, "train", "test", rgb=row.image_shape[-1] == 3)
     self.method = simclr.make(config, info)
     self.state = jax.jit(functools.partial(simclr.init, self.method))(jax.random.PRNGKey(0))
     self.batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}

@@ -13,8 +13,6 @@ gives the medians over runs. Both JAX steps must give the same first-step loss u
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import os
 import pathlib
 import re
@@ -22,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train_step.py, before torch is imported
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,37 +45,6 @@ def extract_before(rev: str, into: str) -> None:
   sys.path.insert(0, into)
 
 
-class Step:
-  """`pkg.methods.ssl.simclr.step` of a train_step.py row, jitted with the state donated, compiled ahead."""
-
-  def __init__(self, pkg: str, row, batch_size: int, images, labels):
-    import jax  # pylint: disable=g-import-not-at-top
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-    data = importlib.import_module(pkg + ".data")
-    simclr = importlib.import_module(pkg + ".methods.ssl.simclr")
-    info = data.DatasetInfo(row.image_shape, 10, "train", "test", rgb=row.image_shape[-1] == 3)
-    self.method = simclr.make(TS.make_config(row, batch_size), info)
-    self.state = jax.jit(functools.partial(simclr.init, self.method))(jax.random.PRNGKey(0))
-    self.batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
-    self.compiled = jax.jit(functools.partial(simclr.step, self.method), donate_argnums=0).lower(
-        self.state, self.batch).compile()
-    self._jax, self.warm = jax, False
-
-  def call(self):
-    self.state, metrics = self.compiled(self.state, self.batch)
-    return self._jax.block_until_ready(metrics)
-
-  def warmup(self):
-    self.first_loss = float(self.call()["train/loss"])
-    self.call()
-    self.warm = True
-
-  def time_once(self) -> float:
-    t0 = time.perf_counter()
-    self.call()
-    return time.perf_counter() - t0
-
-
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--before", required=True, help="git revision of the 'before' step (e.g. main, bb58334)")
@@ -98,8 +64,8 @@ def main() -> int:
       images = rng.integers(0, 256, (args.batch_size, *row.image_shape), dtype=np.uint8)
       labels = rng.integers(0, 10, (args.batch_size,), dtype=np.int32)
       for run in range(args.runs):
-        before = Step("ssl_jax_before", row, args.batch_size, images, labels)
-        after = Step("ssl_jax", row, args.batch_size, images, labels)
+        before = TS.JaxStep(row, args.batch_size, images, labels, package="ssl_jax_before")
+        after = TS.JaxStep(row, args.batch_size, images, labels)
         torch_step = TS.TorchStep(row, after.method, images)
         for s in (before, after, torch_step):
           s.warmup()

@@ -18,30 +18,10 @@ paper's full weight (`:domain_weight=1`) the adversarial game destabilised the l
 reached only 0.2270.
 """
 
-from ssl_jax.train.config import base_config, parse_arg
+from ssl_jax.methods.transfer import dann
+from ssl_jax.train.config import parse_arg
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, domain_weight=0.3, source="digits28")
-  c = base_config("dann")
-  c.total_steps = 800
-  c.batch_size = 64
-  c.checkpoint_every_steps = 400
-  c.eval_every_steps = 400
-  c.log_every_steps = 50
-
-  c.data.name = arg.source
-  c.dann.target = "mnist5k"
-  c.dann.domain_weight = arg.domain_weight
-  c.dann.gamma = 10.0
-  c.dann.domain_hidden_dim = 100
-
-  c.model.encoder = "convnet"
-  c.model.widths = (16, 32, 64)
-
-  c.optim.name = "sgd"
-  c.optim.lr = 0.01
-  c.optim.momentum = 0.9
-  c.optim.scale_lr_with_batch = False
-  c.optim.weight_decay = 5e-4
-  return c
+  return dann.digits_recipe(source=arg.source, target="mnist5k", domain_weight=arg.domain_weight)

@@ -98,6 +98,39 @@ def config() -> ml_collections.ConfigDict:
   })
 
 
+def digits_recipe(*, source: str, target: str, domain_weight: float = 0.3) -> ml_collections.ConfigDict:
+  """The digit-domain experiment config of `configs/transfer/dann_<source>_to_<target>.py`.
+
+  A small ConvNet (widths 16-32-64) with a linear label head and a domain classifier (100 hidden units)
+  behind the gradient reversal layer, lambda_p = w (2 / (1 + exp(-10 p)) - 1), and the paper's annealed SGD
+  learning rate; 800 steps of 64 source + 64 target images. `domain_weight=0` gives the source-only baseline
+  and `source == target` the upper bound trained on the target's own labels.
+  """
+  from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top (config -> methods)
+  c = base_config("dann")
+  c.total_steps = 800
+  c.batch_size = 64
+  c.checkpoint_every_steps = 400
+  c.eval_every_steps = 400
+  c.log_every_steps = 50
+
+  c.data.name = source
+  c.dann.target = target
+  c.dann.domain_weight = domain_weight
+  c.dann.gamma = 10.0
+  c.dann.domain_hidden_dim = 100
+
+  c.model.encoder = "convnet"
+  c.model.widths = (16, 32, 64)
+
+  c.optim.name = "sgd"
+  c.optim.lr = 0.01
+  c.optim.momentum = 0.9
+  c.optim.scale_lr_with_batch = False
+  c.optim.weight_decay = 5e-4
+  return c
+
+
 def stream(config) -> streams.SourceTarget:
   return streams.SourceTarget(target=config.dann.target, target_data_dir=config.dann.target_data_dir)
 
