@@ -18,7 +18,8 @@ Two encoders, chosen by the argument:
 
 Budget: ConvNet 1200 steps at batch 256, about 9 minutes of training on 2 CPU cores (the step costs about SwAV's);
 ViT-Tiny 200 steps at batch 128, about 10 minutes (estimated from a few timed steps on a shared machine).
-Result when we ran it: not run yet; `python experiments/ssl_benchmark.py --methods=dino` runs it.
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=dino`, 2 CPU cores, beside short
+fine-tuning runs): linear probe 0.8695, kNN 0.8356 (raw-pixel probe 0.8454); 805 s of training, 1200 steps.
 """
 
 from ssl_jax.data import views

@@ -17,7 +17,8 @@ Two encoders, chosen by the argument:
 Budget: ConvNet 1200 steps at batch 256, about 9 minutes of training on 2 CPU cores (a momentum encoder's forward
 pass more than SimCLR); ViT-Tiny 200 steps at batch 128, about 10 minutes (estimated from a few timed steps on
 a shared machine).
-Result when we ran it: not run yet; `python experiments/ssl_benchmark.py --methods=moco_v3` runs it.
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=moco_v3`, 2 CPU cores, the only
+training job): linear probe 0.8806, kNN 0.8625 (raw-pixel probe 0.8454); 646 s of training, 1200 steps.
 """
 
 from ssl_jax.data import views
