@@ -6,7 +6,8 @@ r"""Labelled-only baseline for FixMatch: the same ConvNet on the same 250-label 
 Budget: 1200 steps, under a minute of training on 2 CPU cores.
 Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --methods=supervised --labels=250
 --seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7520 (EMA model 0.7569) with the 250 labels of
-fashion_mnist.0@250; 20 s of training on the shared cores.
+fashion_mnist.0@250; 20 s of training on the shared cores. At 40 and 1000 labels (`--labels=40,1000`): 0.5783
+(EMA 0.5770) and 0.8015 (EMA 0.8101); 36 s and 26 s.
 """
 
 from ssl_jax.train.config import base_config, parse_arg
