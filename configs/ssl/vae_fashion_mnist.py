@@ -6,9 +6,10 @@ encoder's frozen features score it on the 10,000 test images, beside the raw-pix
 
   python -m ssl_jax.main --config=configs/ssl/vae_fashion_mnist.py --workdir=workdirs/vae_fashion_mnist
 
-Budget: 1000 steps, about 7 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=vae` runs it.
+Budget: 1000 steps, about 10 minutes of training on 2 idle CPU cores (the auto-encoder, the same network, took 617 s).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=vae`, 2 CPU cores, beside a CI
+run): linear probe 0.8764, kNN 0.8528 (raw-pixel probe 0.8454), reconstruction MSE 0.0189; 705 s of training, 1000
+steps.
 """
 
 from ssl_jax.train.config import base_config

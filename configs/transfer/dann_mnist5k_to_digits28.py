@@ -18,9 +18,10 @@ reached only 0.2795.
 """
 
 from ssl_jax.methods.transfer import dann
-from ssl_jax.train.config import parse_arg
+from ssl_jax.train.config import base_config, parse_arg
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, domain_weight=0.3, source="mnist5k")
-  return dann.digits_recipe(source=arg.source, target="digits28", domain_weight=arg.domain_weight)
+  return dann.digits_recipe(base_config("dann"), source=arg.source, target="digits28",
+                            domain_weight=arg.domain_weight)

@@ -25,9 +25,10 @@ BatchNorm-free LeNet of `model.encoder=lenet_mil` source only reaches 0.7980 and
 """
 
 from ssl_jax.methods.transfer import dann
-from ssl_jax.train.config import parse_arg
+from ssl_jax.train.config import base_config, parse_arg
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, domain_weight=0.3, source="mnist5k")
-  return dann.digits_recipe(source=arg.source, target="digits28_mnist_layout", domain_weight=arg.domain_weight)
+  return dann.digits_recipe(base_config("dann"), source=arg.source, target="digits28_mnist_layout",
+                            domain_weight=arg.domain_weight)

@@ -98,16 +98,15 @@ def config() -> ml_collections.ConfigDict:
   })
 
 
-def digits_recipe(*, source: str, target: str, domain_weight: float = 0.3) -> ml_collections.ConfigDict:
-  """The digit-domain experiment config of `configs/transfer/dann_<source>_to_<target>.py`.
+def digits_recipe(c: ml_collections.ConfigDict, *, source: str, target: str,
+                  domain_weight: float = 0.3) -> ml_collections.ConfigDict:
+  """`c` (a `base_config("dann")`) made the digit-domain experiment of `configs/transfer/dann_<source>_to_<target>.py`.
 
   A small ConvNet (widths 16-32-64) with a linear label head and a domain classifier (100 hidden units)
   behind the gradient reversal layer, lambda_p = w (2 / (1 + exp(-10 p)) - 1), and the paper's annealed SGD
   learning rate; 800 steps of 64 source + 64 target images. `domain_weight=0` gives the source-only baseline
   and `source == target` the upper bound trained on the target's own labels.
   """
-  from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top (config -> methods)
-  c = base_config("dann")
   c.total_steps = 800
   c.batch_size = 64
   c.checkpoint_every_steps = 400
