@@ -8,9 +8,13 @@ paper's for the short schedule.
 
   python -m ssl_jax.main --config=configs/ssl/mae_fashion_mnist.py --workdir=workdirs/mae_fashion_mnist
 
-Budget: 2000 steps, about 8 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=mae` runs it.
+Budget: 2000 steps, about 11 minutes of training on 2 idle CPU cores (645 s measured).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=mae`, 2 CPU cores, the only
+training job): linear probe 0.8213, kNN 0.8265 (raw-pixel probe 0.8454); 645 s of training, 2000 steps.
+Below the raw-pixel probe, as the MAE paper leads one to expect of a linear probe: MAE's features are made for
+fine-tuning (its ViT-B probes at 68% on ImageNet against MoCo v3's 76%), the CLS token that the probe reads gets
+its gradient only through the decoder's attention, and 2000 steps of a 4-block ViT on 16 patches are far from the
+paper's 1600 epochs.
 """
 
 from ssl_jax.train.config import base_config
