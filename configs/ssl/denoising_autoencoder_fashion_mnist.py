@@ -6,9 +6,10 @@ encoder's frozen features score it on the 10,000 test images, beside the raw-pix
 
   python -m ssl_jax.main --config=configs/ssl/denoising_autoencoder_fashion_mnist.py --workdir=workdirs/denoising_autoencoder_fashion_mnist
 
-Budget: 1000 steps, about 7 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=denoising_autoencoder` runs it.
+Budget: 1000 steps, about 9 minutes of training on 2 idle CPU cores (561 s measured).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=denoising_autoencoder`, 2 CPU
+cores, the only training job): linear probe 0.8828, kNN 0.8602 (raw-pixel probe 0.8454), reconstruction MSE 0.0143;
+561 s of training, 1000 steps.
 """
 
 from ssl_jax.train.config import base_config

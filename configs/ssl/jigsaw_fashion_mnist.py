@@ -7,9 +7,9 @@ nine 7x7 tiles, cheaper together than one 28x28 image: the batch is 256 images (
 
   python -m ssl_jax.main --config=configs/ssl/jigsaw_fashion_mnist.py --workdir=workdirs/jigsaw_fashion_mnist
 
-Budget: 1500 steps, about 6 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=jigsaw` runs it.
+Budget: 1500 steps, about 5 minutes of training on 2 idle CPU cores (314 s measured).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=jigsaw`, 2 CPU cores, the only
+training job): linear probe 0.8622, kNN 0.8474 (raw-pixel probe 0.8454); 314 s of training, 1500 steps.
 """
 
 from ssl_jax.train.config import base_config

@@ -9,9 +9,12 @@ become informative: 1500 steps are 6.4 epochs.
 
   python -m ssl_jax.main --config=configs/ssl/pirl_fashion_mnist.py --workdir=workdirs/pirl_fashion_mnist
 
-Budget: 1500 steps, about 8 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=pirl` runs it.
+Budget: 1500 steps, about 7 minutes of training on 2 idle CPU cores (420 s measured).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=pirl`, 2 CPU cores, the only
+training job): linear probe 0.8460, kNN 0.7937 (raw-pixel probe 0.8454); 420 s of training, 1500 steps.
+Level with the raw-pixel probe, and its kNN below: the encoder learns what stays the same when an image is cut into
+nine shuffled 7x7 tiles and reassembled, which on 28x28 images leaves little besides coarse shape and intensity;
+the jigsaw task itself (0.8622) does better here, and RotNet (0.8722) better still.
 """
 
 from ssl_jax.train.config import base_config
