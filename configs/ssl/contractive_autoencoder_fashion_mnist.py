@@ -6,10 +6,15 @@ encoder's frozen features score it on the 10,000 test images, beside the raw-pix
 
   python -m ssl_jax.main --config=configs/ssl/contractive_autoencoder_fashion_mnist.py --workdir=workdirs/contractive_autoencoder_fashion_mnist
 
-Budget: 700 steps (the penalty costs about 0.6 of a step more), about 7 minutes of training on 2 CPU cores
-(estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=contractive_autoencoder` runs it.
+Budget: 700 steps, 16 minutes of training on 2 idle CPU cores (952 s measured): **over the 10-minute budget**;
+a step with the Jacobian penalty costs 2.2 steps of the plain auto-encoder, not the 1.6 estimated when the config was
+written. `--config.total_steps=440` fits 10 minutes (not run).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=contractive_autoencoder`, 2 CPU
+cores, the only training job): linear probe 0.8378, kNN 0.7996 (raw-pixel probe 0.8454), reconstruction MSE 0.0288;
+952 s of training, 700 steps.
+Below the raw-pixel probe: the penalty on the encoder's Jacobian asks the features to ignore small changes of
+the input, which on Fashion-MNIST include the details that tell a shirt from a T-shirt, and the 700 steps leave
+the reconstruction three times worse than the plain auto-encoder's (MSE 0.0288 against 0.0105 after 1000 steps).
 """
 
 from ssl_jax.train.config import base_config
