@@ -9,10 +9,13 @@ frozen CLS features of whole images score it on the 10,000 test images, beside t
   python -m ssl_jax.main --config=configs/ssl/beit_fashion_mnist.py --workdir=workdirs/beit_fashion_mnist \
       --config.init_from=workdirs/vq_vae_fashion_mnist
 
-Budget: 500 steps of batch 128 (the ViT sees all 50 tokens), about 7 minutes of training on 2 CPU cores,
-after the 7 minutes of phase 1 (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=beit` runs it.
+Budget: 500 steps of batch 128 (the ViT sees all 50 tokens), about 6 minutes of training on 2 idle CPU cores (379 s
+measured), after the 10 minutes of phase 1 (610 s).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=beit`, 2 CPU cores, the only
+training job): linear probe 0.7463, kNN 0.7429 (raw-pixel probe 0.8454); 379 s of training, 500 steps.
+Far below the raw-pixel probe, where the BEiT paper also puts a linear probe (BEiT-B 56.7% on ImageNet against
+MoCo v3's 76.7%): masked-token prediction trains features for fine-tuning, and 500 steps of a 4-block ViT are a
+smoke-scale run of a method the paper trains for 800 epochs; its own tokenizer's encoder probes at 0.8902.
 """
 
 from ssl_jax.train.config import base_config

@@ -8,9 +8,12 @@ configs/ssl/beit_fashion_mnist.py loads with init_from.
 
   python -m ssl_jax.main --config=configs/ssl/vq_vae_fashion_mnist.py --workdir=workdirs/vq_vae_fashion_mnist
 
-Budget: 1000 steps, about 7 minutes of training on 2 CPU cores (estimated from the step cost relative to RotNet).
-Result when we ran it: not run yet; its Fashion-MNIST run did not fit in the CPU time of the session that
-added it (2026-12-02); `python experiments/ssl_benchmark.py --methods=beit` runs it.
+Budget: 1000 steps, about 10 minutes of training on 2 idle CPU cores (610 s measured).
+Result when we ran it (2026-12-02, `python experiments/ssl_benchmark.py --methods=vq_vae`, 2 CPU cores, the only
+training job): linear probe 0.8902, kNN 0.8706 (raw-pixel probe 0.8454), reconstruction MSE 0.0095; 610 s of
+training, 1000 steps.
+The encoder under the codebook is the best label-free one of the benchmark on this budget (the tokenizer is
+phase 1 of BEiT, `configs/ssl/beit_fashion_mnist.py`).
 """
 
 from ssl_jax.train.config import base_config
