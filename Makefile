@@ -46,3 +46,4 @@ test-slow: install
 bench: install-bench
 	$(PY) benchmarks/losses.py
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/conv_layers.py
