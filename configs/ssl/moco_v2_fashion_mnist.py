@@ -10,8 +10,10 @@ per view (32 steps of keys).
 Budget: 1200 steps, about 9 minutes of training on 2 CPU cores.
 Result when we ran it (2026-12-02, 2 CPU cores shared with other jobs, load average 4-6): linear probe top-1
 0.8741, kNN top-1 0.8494, against 0.8454 for the raw-pixel probe (SimCLR: 0.8815 / 0.8575); 732 s of training
-on the shared cores. Below the 0.88 goal; untested guesses: a smaller queue or a constant
-tau of 0.99 would keep the negatives fresher in a run of only 1200 steps.
+on the shared cores. Below the 0.88 goal. A smaller queue and a constant tau of 0.99, to keep the negatives
+fresher in a run of only 1200 steps, did not help (2026-12-02, `--config.moco_v2.queue_size=4096
+--config.moco_v2.tau_final=0.99`, the only job on 2 CPU cores: linear probe 0.8728, kNN 0.8478; 544 s of
+training on idle cores, a little less than this config's, whose queue is twice as long).
 """
 
 from ssl_jax.data import views
