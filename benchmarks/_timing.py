@@ -28,6 +28,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
+def rel_err(a, b) -> float:
+  """||a - b|| / ||b|| over all elements, in float64: how far a result is from its reference."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  a = np.asarray(a, np.float64).ravel()
+  b = np.asarray(b, np.float64).ravel()
+  return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
 def num_cores() -> int:
   """Cores this process may run on (the affinity mask, not the host's count)."""
   try:

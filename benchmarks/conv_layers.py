@@ -50,11 +50,6 @@ def layers(side: int, channels: int) -> list[tuple[int, int, int, bool]]:
   return out
 
 
-def _relerr(a, b) -> float:
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
-
-
 def time_layer(batch: int, side: int, cin: int, cout: int, first: bool, runs: int) -> list[dict]:
   import jax  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
@@ -82,16 +77,18 @@ def time_layer(batch: int, side: int, cin: int, cout: int, first: bool, runs: in
 
   passes = [
       ("forward", _timing.JaxTimer(conv, (xj, kj)), torch_forward,
-       lambda j, t: _relerr(j, t.permute(0, 2, 3, 1).numpy())),
+       lambda j, t: _timing.rel_err(j, t.permute(0, 2, 3, 1).numpy())),
       ("kernel gradient", _timing.JaxTimer(lambda x_, k_, g_: jax.vjp(lambda kk: conv(x_, kk), k_)[1](g_)[0],
                                            (xj, kj, gj)),
-       torch_backward([False, True, False]), lambda j, t: _relerr(j, t[1].permute(2, 3, 1, 0).numpy())),
+       torch_backward([False, True, False]),
+       lambda j, t: _timing.rel_err(j, t[1].permute(2, 3, 1, 0).numpy())),
   ]
   if not first:
     passes.insert(1, (
         "input gradient", _timing.JaxTimer(lambda x_, k_, g_: jax.vjp(lambda xx: conv(xx, k_), x_)[1](g_)[0],
                                            (xj, kj, gj)),
-        torch_backward([True, False, False]), lambda j, t: _relerr(j, t[0].permute(0, 2, 3, 1).numpy())))
+        torch_backward([True, False, False]),
+        lambda j, t: _timing.rel_err(j, t[0].permute(0, 2, 3, 1).numpy())))
   rows = []
   for name, jax_timer, torch_fn, compare in passes:
     torch_timer = _timing.TorchTimer(torch_fn)

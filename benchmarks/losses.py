@@ -381,12 +381,6 @@ def _make_torch_step(case: Case, tensors):
   return step
 
 
-def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
-  a = np.asarray(a, np.float64).ravel()
-  b = np.asarray(b, np.float64).ravel()
-  return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
-
-
 def _check(case: Case, jax_out, torch_out, tensors, inputs) -> str:
   """'ok', or what differs between the JAX and PyTorch results."""
   problems = []
@@ -401,12 +395,12 @@ def _check(case: Case, jax_out, torch_out, tensors, inputs) -> str:
       if tg is None:
         problems.append(f"no PyTorch gradient for {name}")
         continue
-      err = _rel_err(np.asarray(g), tg.numpy().reshape(np.shape(g)))
+      err = _timing.rel_err(np.asarray(g), tg.numpy().reshape(np.shape(g)))
       if not err <= RTOL:
         problems.append(f"grad {name}: relative error {err:.2e}")
   else:
     out = np.asarray(jax_out)
-    err = _rel_err(out, torch_out.numpy().reshape(out.shape))
+    err = _timing.rel_err(out, torch_out.numpy().reshape(out.shape))
     if not err <= RTOL:
       problems.append(f"output: relative error {err:.2e}")
   return "ok" if not problems else "; ".join(problems)
