@@ -16,8 +16,8 @@ Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --meth
 --seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7423 (EMA model 0.7413) with the 250 labels of
 fashion_mnist.0@250, NOT above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 739 s of training
 on the shared cores. On the selection split fashion_mnist.100@250 (seed 100, apart from the reported seeds;
-`python experiments/semi_supervised.py --methods=supervised,mixmatch --labels=250 --seeds=100
---set=mixmatch.lambda_u=L`, idle cores, 150-170 s of training each): lambda_u 75 gave 0.7696, 25 gave 0.7951 and
+`python experiments/semi_supervised.py --methods=supervised,mixmatch --labels=250 --seeds=100`, then
+`--methods=mixmatch --set=mixmatch.lambda_u=L` for L = 25 and 8, idle cores, 150-170 s of training each): lambda_u 75 gave 0.7696, 25 gave 0.7951 and
 8 gave 0.7831, against the baseline's 0.7596 on that split; the config keeps 75 until 25 is run on seeds 0-2.
 """
 
