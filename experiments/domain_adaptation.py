@@ -72,7 +72,7 @@ def apply_sets(config, sets: list[str]) -> None:
 
 
 def mean_std(values) -> str:
-  return f"{np.mean(values):.4f} ± {np.std(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+  return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
 
 def main(argv=None) -> int:
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
            "training s (each, seed 0) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
   for r in rows:
     secs = " / ".join(f"{r['seconds'][w][0]:.0f}" for w in RUNS)
-    closed = f"{np.mean(r['closed']):.2f}" + (f" ± {np.std(r['closed']):.2f}" if len(seeds) > 1 else "")
+    closed = f"{np.mean(r['closed']):.2f}" + (f" ± {np.std(r['closed'], ddof=1):.2f}" if len(seeds) > 1 else "")
     lines.append(f"| {r['direction']} | {mean_std(r['source only'])} | {mean_std(r['DANN'])} | "
                  f"{mean_std(r['upper bound'])} | {closed} | {secs} |")
   per_seed = [f"- {r['direction']}: " + "; ".join(
@@ -145,7 +145,8 @@ def main(argv=None) -> int:
              + f" --tag={args.tag}" * bool(args.tag) + f" --baseline_tag={args.baseline_tag}" * bool(args.baseline_tag)
              + f" --out={args.out}")
   text = ("# Domain adaptation between digit domains (target test top-1)\n\n" + "\n".join(lines) + "\n\n"
-          f"Mean ± std over seeds {', '.join(map(str, seeds))}. Gap closed = (DANN - source only) / "
+          f"Mean ± std (the sample std, n - 1) over seeds {', '.join(map(str, seeds))}. "
+          "Gap closed = (DANN - source only) / "
           "(upper bound - source only), per seed, then averaged; goal >= 0.5.\n\n"
           "Per seed (source only / DANN / upper bound):\n\n" + "\n".join(per_seed) + "\n\n"
           f"Command: `{command}`.\n")
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
   x = np.arange(len(rows))
   for i, what in enumerate(RUNS):
     ax.bar(x + (i - 1) * 0.27, [np.mean(r[what]) for r in rows], 0.27, label=what,
-           yerr=[np.std(r[what]) for r in rows] if len(seeds) > 1 else None)
+           yerr=[np.std(r[what], ddof=1) for r in rows] if len(seeds) > 1 else None)
   ax.set_xticks(x, [r["direction"].replace(" -> ", "\n-> ") for r in rows], fontsize=8)
   ax.set_ylim(0, 1)
   ax.set_ylabel("target test top-1")

@@ -107,7 +107,7 @@ def summarize(args, rows: list[dict], wall: float) -> str:
   for r in rows:
     seeds.setdefault((r["pooling"], r["bags"]), []).append(r)
   n_seeds = min(len(v) for v in seeds.values()) if seeds else 0
-  lines = [f"# MNIST-bags, mean bag size {args.mean_bag_size}: bag AUC, mean +- std over {n_seeds} seeds",
+  lines = [f"# MNIST-bags, mean bag size {args.mean_bag_size}: bag AUC, mean +- std (n - 1) over {n_seeds} seeds",
            "",
            f"Command: `python experiments/mil_benchmark.py --mean-bag-size {args.mean_bag_size} --steps {args.steps} "
            f"--encoder {args.encoder} --seeds {args.seeds}"

@@ -7,8 +7,9 @@ r"""Semi-supervised methods per label budget on Fashion-MNIST: mean +- std over 
 Trains `configs/semi/<method>_fashion_mnist.py:labels=L,label_seed=S` for every chosen method, label budget L
 (40, 100, 250, 1000, 4000: a class-balanced split `fashion_mnist.S@L`) and seed S, one after the other, each as
 its own `python -m ssl_jax.main` process in `<workdirs>/<method>/labels<L>_seed<S>`. Finished runs are reused and
-an interrupted run resumes from its checkpoint, so an interrupted grid continues where it stopped. The seed
-picks the labelled split (`label_seed`) and the run's own seed.
+an interrupted run resumes from its checkpoint, so an interrupted grid continues where it stopped; a run whose
+config.json differs from the config asked for (another `--set`, or a changed config file) is refused with the
+differing fields, never reused. The seed picks the labelled split (`label_seed`) and the run's own seed.
 
 Writes `results.md`: per method and budget the mean +- std over seeds of the online model's final test top-1,
 and the same for the median of the last `--median_of` evaluations during training (how FixMatch's authors
@@ -34,6 +35,10 @@ sys.path.insert(0, ROOT)
 BASELINE = "supervised"
 
 
+class Refused(Exception):
+  """A sentence for the user (exit status 2): a bad argument, a failed run, or a workdir of another recipe."""
+
+
 def semi_methods() -> list[str]:
   """Every semi-supervised method with a Fashion-MNIST config, in METHODS order (the baseline first)."""
   from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
@@ -50,7 +55,7 @@ def _ints(text: str, what: str) -> list[int]:
   try:
     return [int(x) for x in text.split(",") if x.strip()]
   except ValueError:
-    raise SystemExit(f"error: --{what} takes comma-separated integers, e.g. --{what}=0,1,2; got {text!r}.") from None
+    raise Refused(f"--{what} takes comma-separated integers, e.g. --{what}=0,1,2; got {text!r}.") from None
 
 
 def read_run(workdir: str, total_steps: int, median_of: int) -> dict | None:
@@ -74,11 +79,19 @@ def read_run(workdir: str, total_steps: int, median_of: int) -> dict | None:
 
 def run(method: str, labels: int, seed: int, workdir: str, data_dir: str | None, sets: list[str],
         median_of: int) -> dict:
+  from ssl_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   path = f"{config_path(method)}:labels={labels},label_seed={seed}"
   config = config_lib.load_config(path)
   overrides = dict(s.split("=", 1) for s in sets)
-  total_steps = int(overrides.get("total_steps", config.total_steps))
+  try:  # the config this run is trained with, to compare with a run already in its workdir
+    for dotted, text in {"seed": str(seed), **overrides}.items():
+      config_lib.override(config, dotted, text)
+    trainer.check_resume(config, workdir)  # a run of another recipe is refused, never reused or resumed
+  except UserError as e:
+    raise Refused(f"{method} with {labels} labels, seed {seed}: {e}") from None
+  total_steps = config.total_steps
   if (found := read_run(workdir, total_steps, median_of)) is not None:
     print(f"{method} @{labels} seed {seed}: reusing the finished run in {workdir}", flush=True)
     return found
@@ -90,20 +103,19 @@ def run(method: str, labels: int, seed: int, workdir: str, data_dir: str | None,
   t0 = time.time()
   status = subprocess.run(command, cwd=ROOT, check=False).returncode
   if status != 0:
-    raise SystemExit(f"error: the {method} run with {labels} labels, seed {seed}, stopped with exit status "
-                     f"{status}; its log is above. Fix it and run this command again: finished runs are reused "
-                     "and this one resumes.")
+    raise Refused(f"the {method} run with {labels} labels, seed {seed}, stopped with exit status {status}; its "
+                  "log is above. Fix it and run this command again: finished runs are reused and this one resumes.")
   print(f"{method} @{labels} seed {seed}: {time.time() - t0:.0f} s", flush=True)
   found = read_run(workdir, total_steps, median_of)
   if found is None:
-    raise SystemExit(f"error: the {method} run ended without results in {workdir}/results.json.")
+    raise Refused(f"the {method} run ended without results in {workdir}/results.json.")
   return found
 
 
 def summarise(values: list[float]) -> str:
   if len(values) == 1:
     return f"{values[0]:.4f}"
-  return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+  return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
 def table(grid: dict, methods: list[str], budgets: list[int], key: str) -> str:
@@ -123,7 +135,8 @@ def plot(grid: dict, methods: list[str], budgets: list[int], path: str) -> None:
   fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(budgets) * max(1, len(methods)) * 0.4 + 3), 4.2))
   for i, method in enumerate(methods):
     means = [np.mean([r["final"] for r in grid[method][b]]) for b in budgets]
-    stds = [np.std([r["final"] for r in grid[method][b]]) for b in budgets]
+    stds = [np.std([r["final"] for r in grid[method][b]], ddof=1) if len(grid[method][b]) > 1 else 0.0
+            for b in budgets]
     x = np.arange(len(budgets)) + (i - (len(methods) - 1) / 2) * width
     ax.bar(x, means, width, yerr=stds, capsize=2, label=method)
   ax.set_xticks(np.arange(len(budgets)), [f"{b} labels" for b in budgets])
@@ -159,6 +172,14 @@ def main(argv=None) -> int:
     print(f"error: no semi-supervised method with a Fashion-MNIST config is called {', '.join(unknown)}; choose "
           f"among {', '.join(available)}.", file=sys.stderr)
     return 2
+  try:
+    return _grid(args, methods)
+  except Refused as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def _grid(args, methods: list[str]) -> int:
   budgets, seeds = _ints(args.labels, "labels"), _ints(args.seeds, "seeds")
   if not budgets or not seeds or any(b <= 0 or b % 10 for b in budgets):
     print("error: --labels takes positive multiples of the 10 classes (e.g. 40,250,1000) and --seeds at least "
@@ -190,7 +211,8 @@ def main(argv=None) -> int:
              + f" --labels={args.labels} --seeds={args.seeds}" + "".join(f" --set={s}" for s in args.set))
   with open(os.path.join(args.out, "results.md"), "w") as f:
     f.write("# Semi-supervised methods on Fashion-MNIST per label budget\n\n"
-            f"Test top-1 on the 10,000 test images, mean ± std over seeds {args.seeds} (each seed its own "
+            "Test top-1 on the 10,000 test images, mean ± std (the sample std, n - 1) over seeds "
+            f"{args.seeds} (each seed its own "
             "class-balanced labelled split); every other training image is unlabelled.\n\n"
             "## Final test top-1\n\n" + final + "\n\n"
             f"## Median of the last {args.median_of} evaluations during training\n\n" + median + "\n\n"

@@ -9,6 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
+from ssl_jax.train import config as config_lib  # noqa: E402  pylint: disable=wrong-import-position
+
 import baseline_vs_ssl  # noqa: E402  pylint: disable=wrong-import-position
 import domain_adaptation  # noqa: E402  pylint: disable=wrong-import-position
 import mil_benchmark  # noqa: E402  pylint: disable=wrong-import-position
@@ -96,36 +98,61 @@ def test_ssl_benchmark_lists_every_ssl_method_and_refuses_unknown_ones(capsys):
     ssl_benchmark.main(["--help"])
 
 
-def _fake_run(workdir, steps, results, monitored=()):
+def _fake_run(workdir, steps, results, monitored=(), config=None):
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({"steps": steps, "train_seconds": 60.0, **results}, f)
   with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump({"total_steps": steps}, f)
+    f.write(config_lib.to_json(config) if config is not None else json.dumps({"total_steps": steps}))
   with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
     f.write("".join(json.dumps({"step": i + 1, "eval/test_top1": v}) + "\n" for i, v in enumerate(monitored)))
+
+
+def _semi_config(method, seed, **fields):
+  """The config `semi_supervised.py` trains `method` with at 250 labels and `seed`, as a run's config.json holds it."""
+  config = config_lib.load_config(f"{semi_supervised.config_path(method)}:labels=250,label_seed={seed}")
+  config.seed = seed
+  for dotted, value in fields.items():
+    config_lib.override(config, dotted.replace("__", "."), str(value))
+  return config
 
 
 def test_semi_supervised_grid_reuses_runs_and_reports_mean_std_and_median(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")
   for seed, (base, fix) in enumerate(((0.75, 0.80), (0.77, 0.84))):
-    _fake_run(os.path.join(work, "supervised", f"labels250_seed{seed}"), 1200, {"test_top1": base}, [0.7, base])
+    _fake_run(os.path.join(work, "supervised", f"labels250_seed{seed}"), 1200, {"test_top1": base}, [0.7, base],
+              config=_semi_config("supervised", seed))
     _fake_run(os.path.join(work, "fixmatch", f"labels250_seed{seed}"), 1200, {"test_top1": fix},
-              [0.5, 0.9, 0.1, fix])
+              [0.5, 0.9, 0.1, fix], config=_semi_config("fixmatch", seed))
   args = ["--methods=supervised,fixmatch", "--labels=250", "--seeds=0,1", "--median_of=3", f"--out={out}",
           f"--workdirs={work}"]
   assert semi_supervised.main(args) == 0
   assert capsys.readouterr().out.count("reusing the finished run") == 4
   with open(os.path.join(out, "results.md")) as f:
     text = f.read()
-  assert "| `supervised` | 0.7600 ± 0.0100 |" in text and "| `fixmatch` | 0.8200 ± 0.0200 |" in text
+  assert "| `supervised` | 0.7600 ± 0.0141 |" in text and "| `fixmatch` | 0.8200 ± 0.0283 |" in text  # sample std
   # Medians of the last 3 evaluations: seed 0 median(0.9, 0.1, 0.80) = 0.80, seed 1 median(0.9, 0.1, 0.84) = 0.84.
-  assert text.count("| `fixmatch` | 0.8200 ± 0.0200 |") == 2
+  assert text.count("| `fixmatch` | 0.8200 ± 0.0283 |") == 2
   assert "250 labels: labelled-only baseline 0.7600; at or below it: none." in text
   assert os.path.getsize(os.path.join(out, "semi_supervised.png")) > 1000
   assert semi_supervised.main(["--methods=nope"]) == 2
   assert semi_supervised.main(["--labels=25"]) == 2
   assert "positive multiples of the 10 classes" in capsys.readouterr().err
+
+
+def test_semi_supervised_refuses_to_reuse_a_run_of_another_recipe(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  _fake_run(os.path.join(work, "fixmatch", "labels250_seed0"), 1200, {"test_top1": 0.8}, [0.8],
+            config=_semi_config("fixmatch", 0, fixmatch__lambda_u=2.0))
+  args = ["--methods=fixmatch", "--labels=250", "--seeds=0", f"--out={out}", f"--workdirs={work}"]
+  assert semi_supervised.main(args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: fixmatch with 250 labels, seed 0: ") and "fixmatch.lambda_u=2.0 in the workdir" in err
+  # The same overrides as the run: reused.
+  assert semi_supervised.main([*args, "--set=fixmatch.lambda_u=2.0"]) == 0
+  assert "reusing the finished run" in capsys.readouterr().out
+  assert semi_supervised.main([*args, "--set=fixmatch.lambda=2"]) == 2
+  assert "did you mean `fixmatch.lambda_u`?" in capsys.readouterr().err
 
 
 def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spread(tmp_path, capsys):
@@ -135,8 +162,8 @@ def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spre
     _fake_run(os.path.join(work, "fashion_mnist", f"ssl_seed{seed}"), 1200, {"test_top1": ssl})
   assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}"]) == 0
   printed = capsys.readouterr().out
-  assert "Baseline (5000 labelled only): 0.8100 ± 0.0100" in printed
-  assert "Gain +0.0450 against a spread of 0.0100" in printed and "SSL is ahead by more" in printed
+  assert "Baseline (5000 labelled only): 0.8100 ± 0.0141" in printed  # the sample std (n - 1)
+  assert "Gain +0.0450 against a spread of 0.0141" in printed and "SSL is ahead by more" in printed
   assert os.path.getsize(os.path.join(out, "baseline_vs_ssl_fashion_mnist.png")) > 1000
   command = baseline_vs_ssl.phase_command("ssl", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch", labels=5000,
                                           unlabelled=20000, seed=1, workdir="w", dataset="cifar10", data_dir="/d",

@@ -15,8 +15,8 @@ the shared cores. With `:labels=40` and `:labels=1000` (`python experiments/semi
 --methods=supervised,fixmatch --labels=40,1000 --seeds=0`, 2 cores beside one other job): 0.5646 (EMA 0.5641)
 against the baseline's 0.5783 at 40 labels, 0.7924 (EMA 0.8201) against 0.8015 (EMA 0.8101) at 1000; 379 s and
 266 s of training. Over seeds 0, 1 and 2 (`python experiments/semi_supervised.py --methods=supervised,fixmatch
---labels=40,250,1000 --seeds=0,1,2`; seeds 1 and 2 in 220-470 s of training each): 0.5994 +- 0.0632 / 0.7740 +-
-0.0155 / 0.8110 +- 0.0132 at 40 / 250 / 1000 labels, against the baseline's 0.5570 / 0.7373 / 0.8066.
+--labels=40,250,1000 --seeds=0,1,2`; seeds 1 and 2 in 220-470 s of training each): 0.5994 +- 0.0774 / 0.7740 +-
+0.0190 / 0.8110 +- 0.0161 at 40 / 250 / 1000 labels, against the baseline's 0.5570 / 0.7373 / 0.8066.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

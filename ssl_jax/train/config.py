@@ -275,6 +275,17 @@ def _parse(name: str, text: str, current: Any) -> Any:
   raise UserError(f"{name} is {a} {kind} (now {current!r}); {text!r} is not a valid {kind}.")
 
 
+def override(config, dotted: str, text: str) -> None:
+  """Set `config.<dotted>` from the text of a `--config.<dotted>=<text>` flag, parsed as the field's type."""
+  *parents, name = dotted.split(".")
+  node = config
+  for part in parents:
+    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+  if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+    raise unknown_field(dotted, config, "config")
+  node[name] = _parse(f"Config field `{dotted}`", text, node[name])
+
+
 def validate(config) -> None:
   """Checks that need no devices or data: known method and fields, positive counts, known names."""
   check_fields(config, base_config(_method_of(config, "config")), where="config")
