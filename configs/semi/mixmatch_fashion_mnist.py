@@ -13,7 +13,7 @@ value, 100, ramped up over 12 steps, collapsed a 30-step trial run at lr 0.1 to 
 
 Budget: 1200 steps (unlabelled batch 4 x 32, K = 2 weak views of each: a guessing pass over 256 images and a
 training pass over 288 mixed ones), about 3 minutes of training on 2 idle CPU cores (167-189 s per run below).
-Results when we ran it (2026-12-03, 2 CPU cores, the only training job), test top-1 (EMA model):
+Result when we ran it (2026-12-03, 2 CPU cores, the only training job), test top-1 (EMA model):
 
 * selection, `python experiments/semi_supervised.py --methods=supervised,mixmatch --labels=250 --seeds=100
   --set=mixmatch.lambda_u=L` for L = 75, 25 and 8 (each L its own --workdirs): 0.7696, 0.7951 and 0.7831 against
