@@ -119,21 +119,26 @@ def _semi_config(method, seed, **fields):
 
 def test_semi_supervised_grid_reuses_runs_and_reports_mean_std_and_median(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")
-  for seed, (base, fix) in enumerate(((0.75, 0.80), (0.77, 0.84))):
+  for seed, (base, fix, pl) in enumerate(((0.75, 0.80, 0.74), (0.77, 0.84, 0.79))):
     _fake_run(os.path.join(work, "supervised", f"labels250_seed{seed}"), 1200, {"test_top1": base}, [0.7, base],
               config=_semi_config("supervised", seed))
     _fake_run(os.path.join(work, "fixmatch", f"labels250_seed{seed}"), 1200, {"test_top1": fix},
               [0.5, 0.9, 0.1, fix], config=_semi_config("fixmatch", seed))
-  args = ["--methods=supervised,fixmatch", "--labels=250", "--seeds=0,1", "--median_of=3", f"--out={out}",
-          f"--workdirs={work}"]
+    _fake_run(os.path.join(work, "pseudo_label", f"labels250_seed{seed}"), 1200, {"test_top1": pl}, [pl],
+              config=_semi_config("pseudo_label", seed))
+  args = ["--methods=supervised,fixmatch,pseudo_label", "--labels=250", "--seeds=0,1", "--median_of=3",
+          f"--out={out}", f"--workdirs={work}"]
   assert semi_supervised.main(args) == 0
-  assert capsys.readouterr().out.count("reusing the finished run") == 4
+  assert capsys.readouterr().out.count("reusing the finished run") == 6
   with open(os.path.join(out, "results.md")) as f:
     text = f.read()
   assert "| `supervised` | 0.7600 ± 0.0141 |" in text and "| `fixmatch` | 0.8200 ± 0.0283 |" in text  # sample std
   # Medians of the last 3 evaluations: seed 0 median(0.9, 0.1, 0.80) = 0.80, seed 1 median(0.9, 0.1, 0.84) = 0.84.
   assert text.count("| `fixmatch` | 0.8200 ± 0.0283 |") == 2
-  assert "250 labels: labelled-only baseline 0.7600; at or below it: none." in text
+  # Pseudo-Label is above the baseline on the mean (0.765 > 0.76) but below it on the split of seed 0.
+  assert "| `fixmatch` | +5.0, +7.0 |" in text and "| `pseudo_label` | -1.0, +2.0 |" in text
+  assert ("250 labels: labelled-only baseline 0.7600; at or below it on the mean: none; on some split: "
+          "pseudo_label (seed 0).") in text
   assert os.path.getsize(os.path.join(out, "semi_supervised.png")) > 1000
   assert semi_supervised.main(["--methods=nope"]) == 2
   assert semi_supervised.main(["--labels=25"]) == 2

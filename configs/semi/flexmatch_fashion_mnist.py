@@ -13,6 +13,10 @@ Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --meth
 --seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7848 (EMA model 0.7911) with the 250 labels of
 fashion_mnist.0@250, above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 593 s of training on
 the shared cores.
+Rerun on the code of 2026-12-03 over seeds 0, 1 and 2 (`python experiments/semi_supervised.py --labels=250
+--seeds=0,1,2`, the only job on 2 CPU cores): test top-1 0.7865 (EMA 0.7892), 0.7772 (EMA 0.7887), 0.7816 (EMA
+0.7852); mean 0.7818 +- 0.0047 against the labelled-only baseline's 0.7359 +- 0.0086 on the same splits (+4.6
+points; above it on every seed); 205-234 s of training per run.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -14,6 +14,10 @@ Budget: 170 steps, a few minutes on 2 CPU cores (the neighbour search over 60,00
 Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --methods=label_propagation --labels=250
 --seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7876 with the 250 labels of fashion_mnist.0@250,
 above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 59 s of training on the shared cores.
+Rerun on the code of 2026-12-03 over seeds 0, 1 and 2 (`python experiments/semi_supervised.py --labels=250
+--seeds=0,1,2`, the only job on 2 CPU cores): test top-1 0.7876, 0.7616, 0.7725; mean 0.7739 +- 0.0131 against the
+labelled-only baseline's 0.7359 +- 0.0086 on the same splits (+3.8 points; above it on every seed); 59-65 s of
+training per run.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -13,6 +13,10 @@ Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --meth
 --seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7718 (EMA model 0.7645) with the 250 labels of
 fashion_mnist.0@250, above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 787 s of training on
 the shared cores.
+Rerun on the code of 2026-12-03 over seeds 0, 1 and 2 (`python experiments/semi_supervised.py --labels=250
+--seeds=0,1,2`, the only job on 2 CPU cores): test top-1 0.7604 (EMA 0.7541), 0.7547 (EMA 0.7516), 0.7526 (EMA
+0.7514); mean 0.7559 +- 0.0040 against the labelled-only baseline's 0.7359 +- 0.0086 on the same splits (+2.0
+points; above it on every seed); 233-251 s of training per run.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -7,11 +7,21 @@ are arguments:
   python -m ssl_jax.main --config=configs/semi/pseudo_label_fashion_mnist.py --workdir=workdirs/pseudo_label_fmnist_250
   python -m ssl_jax.main --config=configs/semi/pseudo_label_fashion_mnist.py:labels=40,label_seed=1 --workdir=...
 
-Budget: 1200 steps (unlabelled batch 7 x 32, weak views only), about 3 minutes of training on 2 CPU cores.
-Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --methods=pseudo_label --labels=250
---seeds=0`, 2 CPU cores shared with other jobs): test top-1 0.7550 (EMA model 0.7571) with the 250 labels of
-fashion_mnist.0@250, above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 416 s of training on
-the shared cores.
+The unlabelled weight is lambda_u = 3 (Lee 2013 ramps it up to 3): chosen on the selection split
+fashion_mnist.100@250 (seed 100, apart from the reported seeds), where it gave 0.7633 against 0.7595 for
+lambda_u = 1 and 0.7596 for the labelled-only baseline (`python experiments/semi_supervised.py
+--methods=pseudo_label --labels=250 --seeds=100 --set=pseudo_label.lambda_u=L`, each L its own --workdirs), and
+confirmed on seeds 0-2 (below).
+
+Budget: 1200 steps (unlabelled batch 7 x 32, weak views only), about 2.5 minutes of training on 2 CPU cores
+(138-140 s per run below).
+Result when we ran it (2026-12-03, `python experiments/semi_supervised.py --methods=supervised,pseudo_label
+--labels=250 --seeds=0,1,2`, 2 CPU cores, the only training job), test top-1 (EMA model): 0.7633 (0.7600),
+0.7558 (0.7448), 0.7223 (0.7317), mean 0.7471 +- 0.0218, against the labelled-only baseline's 0.7440, 0.7368,
+0.7269 (mean 0.7359 +- 0.0086): ahead by 1.9 and 1.9 points on seeds 0 and 1, 0.5 points below on seed 2, so the
+mean gain (1.1 points) is within the seed-to-seed spread. lambda_u = 1 (`--set=pseudo_label.lambda_u=1`) gave
+0.7588, 0.7410, 0.7189 (mean 0.7396 +- 0.0200) on the same splits, below lambda_u = 3 on every seed. (The first
+run of this config, 2026-12-02 on older code, seed 0, lambda_u 1: 0.7550 against a baseline of 0.7520.)
 """
 
 from ssl_jax.train.config import base_config, parse_arg
@@ -35,7 +45,7 @@ def get_config(arg=None):
   c.pseudo_label.label_seed = arg.label_seed
   c.pseudo_label.mu = 7
   c.pseudo_label.threshold = 0.95
-  c.pseudo_label.lambda_u = 1.0
+  c.pseudo_label.lambda_u = 3.0  # selected on fashion_mnist.100@250 (see above)
   c.pseudo_label.unsup_warmup = 0.4
   c.pseudo_label.ema_decay = 0.99
 

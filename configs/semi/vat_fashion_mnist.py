@@ -15,6 +15,10 @@ iteration), about 5 minutes of training on 2 CPU cores.
 Result when we ran it (2026-12-02, `python experiments/semi_supervised.py --methods=vat --labels=250 --seeds=0`, 2
 CPU cores shared with other jobs): test top-1 0.7757 (EMA model 0.7746) with the 250 labels of fashion_mnist.0@250,
 above the labelled-only baseline of the same grid (0.7520, EMA 0.7569); 691 s of training on the shared cores.
+Rerun on the code of 2026-12-03 over seeds 0, 1 and 2 (`python experiments/semi_supervised.py --labels=250
+--seeds=0,1,2`, the only job on 2 CPU cores): test top-1 0.7769 (EMA 0.7777), 0.7709 (EMA 0.7737), 0.7695 (EMA
+0.7804); mean 0.7724 +- 0.0039 against the labelled-only baseline's 0.7359 +- 0.0086 on the same splits (+3.7
+points; above it on every seed); 141-154 s of training per run.
 """
 
 from ssl_jax.train.config import base_config, parse_arg

@@ -216,7 +216,10 @@ def unknown_field(name: str, base, where: str) -> UserError:
       node, prefix = node[part], prefix + part + "."
     else:
       break
-  known = [prefix + k for k in node.keys()] if isinstance(node, ml_collections.ConfigDict) else []
+  if not isinstance(node, ml_collections.ConfigDict):
+    return UserError(f"{where}: config field `{prefix[:-1]}` is a value ({node!r}), not a block of fields, so "
+                     f"`{name}` does not exist; set `{prefix[:-1]}` itself.")
+  known = [prefix + k for k in node.keys()]
   close = closest(name, known, prefix)
   if close:
     return UserError(f"{where}: unknown config field `{name}`; did you mean `{close}`?")

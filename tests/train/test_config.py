@@ -92,6 +92,10 @@ def test_unknown_field_hints():
       cli.check_overrides(base, [f"--config.{typo}=1"])
   with pytest.raises(UserError, match="`optim.foo`; known fields here: optim.b1"):
     cli.check_overrides(base, ["--config.optim.foo=1"])
+  for where in (lambda dotted: cli.check_overrides(base, [f"--config.{dotted}=1"]),
+                lambda dotted: config_lib.override(base, dotted, "1")):
+    with pytest.raises(UserError, match="field `seed` is a value \\(0\\), not a block of fields, so `seed.x` does"):
+      where("seed.x")
 
 
 def test_config_json_round_trip_keeps_types():
