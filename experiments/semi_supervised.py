@@ -89,9 +89,12 @@ def run(method: str, labels: int, seed: int, workdir: str, data_dir: str | None,
   try:  # the config this run is trained with, to compare with a run already in its workdir
     for dotted, text in {"seed": str(seed), **overrides}.items():
       config_lib.override(config, dotted, text)
-    trainer.check_resume(config, workdir)  # a run of another recipe is refused, never reused or resumed
+    changes = trainer.resume_changes(config, workdir)  # a run of another recipe: refused, never reused or resumed
   except UserError as e:
     raise Refused(f"{method} with {labels} labels, seed {seed}: {e}") from None
+  if changes:
+    raise Refused(f"{method} with {labels} labels, seed {seed}: {workdir} holds a run of another recipe "
+                  f"({changes}); pass the --set values that run was trained with, or another --workdirs.")
   total_steps = config.total_steps
   if (found := read_run(workdir, total_steps, median_of)) is not None:
     print(f"{method} @{labels} seed {seed}: reusing the finished run in {workdir}", flush=True)

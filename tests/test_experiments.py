@@ -153,6 +153,7 @@ def test_semi_supervised_refuses_to_reuse_a_run_of_another_recipe(tmp_path, caps
   assert semi_supervised.main(args) == 2
   err = capsys.readouterr().err
   assert err.startswith("error: fixmatch with 250 labels, seed 0: ") and "fixmatch.lambda_u=2.0 in the workdir" in err
+  assert "holds a run of another recipe" in err and "or another --workdirs." in err
   # The same overrides as the run: reused.
   assert semi_supervised.main([*args, "--set=fixmatch.lambda_u=2.0"]) == 0
   assert "reusing the finished run" in capsys.readouterr().out

@@ -297,19 +297,24 @@ def _read_json(path: str) -> dict | None:
     return None
 
 
-def check_resume(config, workdir: str) -> None:
-  """A resumed run must keep the settings that define its training; say which differ, never silently."""
+def resume_changes(config, workdir: str) -> str:
+  """The settings that define the training and differ from the run in `workdir` ("" if none or no run there)."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
-    return
+    return ""
   with open(path) as f:
     saved = config_lib.from_json(f.read(), where=path)
   changes = config_lib.training_changes(saved, config)
-  if changes:
-    more = f" (and {len(changes) - 2} more)" if len(changes) > 2 else ""
-    raise UserError(f"The workdir {workdir} holds a run with other settings: {'; '.join(changes[:2])}{more}; "
-                    "a resumed run may change only eval.*, the log/eval/checkpoint intervals and paths, so "
-                    "pass the original values or use a new --workdir.")
+  more = f" (and {len(changes) - 2} more)" if len(changes) > 2 else ""
+  return "; ".join(changes[:2]) + more
+
+
+def check_resume(config, workdir: str) -> None:
+  """A resumed run must keep the settings that define its training; say which differ, never silently."""
+  if changes := resume_changes(config, workdir):
+    raise UserError(f"The workdir {workdir} holds a run with other settings: {changes}; a resumed run may change "
+                    "only eval.*, the log/eval/checkpoint intervals and paths, so pass the original values or use "
+                    "a new --workdir.")
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
