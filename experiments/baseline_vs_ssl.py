@@ -8,8 +8,10 @@ One class-balanced split per seed: `--labels` labelled training images and `--un
 without their labels. Phase 1 trains the small ConvNet on the labelled images only
 (`configs/semi/supervised_fashion_mnist.py`); phase 2 trains the same ConvNet with FixMatch on both
 (`configs/semi/fixmatch_fashion_mnist.py`, `fixmatch.unlabelled`). Each phase shows a progress bar; finished
-runs are reused and interrupted ones resume. Prints both test accuracies (mean +- std over the seeds) and writes
-`results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The tutorial reports
+runs are reused and interrupted ones resume; a workdir that holds a run of another recipe (other labels, another
+`--set`) is refused with the differing fields, never reused. Prints both test accuracies (mean +- std over the
+seeds) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
+tutorial reports
 CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the TFDS
 `cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
 """
@@ -61,6 +63,17 @@ def run_with_progress(command: list[str], desc: str, log_path: str) -> int:
     return proc.wait()
 
 
+def phase_config(command: list[str]):
+  """The config that `command` (from `phase_command`) trains, built the way `ssl_jax.main` builds it."""
+  from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.load_config(next(c.split("=", 1)[1] for c in command if c.startswith("--config=")))
+  for flag in command:
+    if flag.startswith("--config."):
+      dotted, text = flag[len("--config."):].split("=", 1)
+      config_lib.override(config, dotted, text)
+  return config
+
+
 def finished(workdir: str) -> float | None:
   try:
     with open(os.path.join(workdir, "results.json")) as f:
@@ -73,6 +86,8 @@ def finished(workdir: str) -> float | None:
 
 
 def main(argv=None) -> int:
+  from ssl_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dataset", default="fashion_mnist", choices=("fashion_mnist", "cifar10"))
   parser.add_argument("--labels", type=int, default=5000)
@@ -98,10 +113,20 @@ def main(argv=None) -> int:
   for seed in seeds:
     for phase, what, path, section in PHASES:
       workdir = os.path.join(args.workdirs, args.dataset, f"{phase}_seed{seed}")
+      command = phase_command(phase, path, section, labels=args.labels, unlabelled=args.unlabelled, seed=seed,
+                              workdir=workdir, dataset=args.dataset, data_dir=data_dir, sets=args.set)
+      try:  # a run of another recipe in the workdir is refused, never reused or resumed
+        changes = trainer.resume_changes(phase_config(command), workdir)
+      except UserError as e:
+        print(f"error: the {phase} phase (seed {seed}): {e}", file=sys.stderr)
+        return 2
+      if changes:
+        print(f"error: the {phase} phase (seed {seed}): {workdir} holds a run of another recipe ({changes}); pass "
+              "the --labels, --unlabelled and --set values that run was trained with, or another --workdirs.",
+              file=sys.stderr)
+        return 2
       if (top1 := finished(workdir)) is None:
         os.makedirs(workdir, exist_ok=True)
-        command = phase_command(phase, path, section, labels=args.labels, unlabelled=args.unlabelled, seed=seed,
-                                workdir=workdir, dataset=args.dataset, data_dir=data_dir, sets=args.set)
         status = run_with_progress(command, f"seed {seed} {phase} ({what})", os.path.join(workdir, "log.txt"))
         top1 = finished(workdir)
         if status != 0 or top1 is None:

@@ -164,8 +164,11 @@ def test_semi_supervised_refuses_to_reuse_a_run_of_another_recipe(tmp_path, caps
 def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spread(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")
   for seed, (base, ssl) in enumerate(((0.80, 0.86), (0.82, 0.85))):
-    _fake_run(os.path.join(work, "fashion_mnist", f"baseline_seed{seed}"), 1200, {"test_top1": base})
-    _fake_run(os.path.join(work, "fashion_mnist", f"ssl_seed{seed}"), 1200, {"test_top1": ssl})
+    for (phase, _, path, section), top1 in zip(baseline_vs_ssl.PHASES, (base, ssl)):
+      workdir = os.path.join(work, "fashion_mnist", f"{phase}_seed{seed}")
+      command = baseline_vs_ssl.phase_command(phase, path, section, labels=5000, unlabelled=20000, seed=seed,
+                                              workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[])
+      _fake_run(workdir, 1200, {"test_top1": top1}, config=baseline_vs_ssl.phase_config(command))
   assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}"]) == 0
   printed = capsys.readouterr().out
   assert "Baseline (5000 labelled only): 0.8100 ± 0.0141" in printed  # the sample std (n - 1)
@@ -177,10 +180,18 @@ def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spre
   assert "--config=configs/semi/fixmatch_fashion_mnist.py:labels=5000,label_seed=1" in command
   assert "--config.fixmatch.unlabelled=20000" in command and "--config.data.name=cifar10" in command
   assert "--config.total_steps=10" in command and not any("data_dir" in c for c in command)
+  # A finished run of another recipe (here 1200 steps, not 3600; 5000 labels, not 1000) is refused, never reused.
+  for other, field in (("--set=total_steps=3600", "total_steps=1200 in the workdir, 3600 now"),
+                       ("--labels=1000", "supervised.labels=5000 in the workdir, 1000 now")):
+    assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}", other]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the baseline phase (seed 0): ") and field in err and "another --workdirs" in err
+  assert baseline_vs_ssl.main(["--seeds=0", f"--out={out}", f"--workdirs={work}", "--set=optim.lrr=1"]) == 2
+  assert "did you mean `optim.lr`?" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path):
+def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")
   tiny = ["data.name=digits", "total_steps=6", "checkpoint_every_steps=3", "eval_every_steps=3",
           "model.widths=(8,16)", "batch_size=16"]  # common fields: --set applies to both phases
@@ -191,6 +202,8 @@ def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path):
     record = json.load(f)
   assert record["num_unlabelled"] == 500 and record["num_labels"] == 100
   assert os.path.exists(os.path.join(out, "results_fashion_mnist.md"))
+  assert baseline_vs_ssl.main(args) == 0  # the config.json that ssl_jax.main wrote matches: both phases reused
+  assert capsys.readouterr().out.count("reusing the finished run") == 2
 
 
 def test_domain_adaptation_refuses_bad_arguments(capsys):
