@@ -55,6 +55,10 @@ RECIPE = {"batch_size": None, "optim.name": "adamw", "optim.lr": None, "optim.we
           "mil.augment_shift": 0, "mil.augment_flip": 0.0, "mil.attention_dropout": 0.0}
 
 
+class Refused(Exception):
+  """A sentence for the user (exit status 2): a workdir of another recipe."""
+
+
 def check_same_recipe(config, workdir: str) -> None:
   """Refuse to reuse or resume a run in `workdir` that was trained with another recipe."""
   saved_path = os.path.join(workdir, "config.json")
@@ -67,7 +71,7 @@ def check_same_recipe(config, workdir: str) -> None:
     had = (saved.get(section, {}) if section else saved).get(name, default)
     want = (config[section] if section else config)[name]
     if had != want:
-      raise SystemExit(f"error: {workdir} holds a run with {key}={had!r}, not {want!r} as asked; give this recipe "
+      raise Refused(f"{workdir} holds a run with {key}={had!r}, not {want!r} as asked; give this recipe "
                        "its own --tag (or --workdir).")
 
 
@@ -205,8 +209,13 @@ def main(argv=None) -> int:
   rows = []
   seeds = range(args.first_seed, args.first_seed + args.seeds)
   grid = [(s, b, q) for s in seeds for b in args.bags for q in args.poolings]
+  from ssl_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   for i, (seed, bags, pooling) in enumerate(grid):
-    r = run_one(args, pooling, bags, seed)
+    try:
+      r = run_one(args, pooling, bags, seed)
+    except (Refused, UserError) as e:  # another recipe in the workdir, a bad --config-args: one sentence, status 2
+      print(f"error: {e}", file=sys.stderr)
+      return 2
     rows.append({**r, "pooling": pooling, "bags": bags, "seed": seed})
     how = " (reused)" if r.get("reused") else f" in {r.get('wall_seconds', 0.0):.1f}s"
     print(f"[{i + 1}/{len(grid)}] {pooling} bags={bags} seed={seed}: bag AUC {r.get('bag_auc', float('nan')):.4f}"

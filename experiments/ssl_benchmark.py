@@ -8,7 +8,8 @@ Runs `configs/ssl/<method>_fashion_mnist.py` of every self-supervised method in 
 (or the chosen subset), one after the other, each as its own `python -m ssl_jax.main` process in
 `<workdirs>/<method>`. A run that finished (its `results.json` holds the config's number of steps) is reused,
 and a run that was interrupted resumes from its last checkpoint, so an interrupted benchmark continues where it
-stopped. Two-phase methods train their first phase first (BEiT: the `vq_vae` tokenizer, passed by `init_from`).
+stopped; a run whose config.json differs from the config asked for (another `--set`, an edited config) is refused
+with the differing fields, never reused. Two-phase methods train their first phase first (BEiT: the `vq_vae` tokenizer, passed by `init_from`).
 
 Writes `results.md` (linear probe top-1, kNN top-1, the last RankMe of the collapse monitor, train seconds and
 steps per method, with the raw-pixel probe as the reference row) and `ssl_benchmark.png` (bar chart, the
@@ -45,6 +46,10 @@ def ssl_methods() -> list[str]:
           and name not in {first for first, _ in FIRST_PHASE.values()}]
 
 
+class Refused(Exception):
+  """A sentence for the user (exit status 2): a failed run, or a workdir of another recipe."""
+
+
 def config_path(method: str) -> str:
   return os.path.join(ROOT, "configs", "ssl", f"{method}_fashion_mnist.py")
 
@@ -72,10 +77,21 @@ def last_rankme(workdir: str) -> float | None:
 
 def train(method: str, workdir: str, data_dir: str | None, extra: list[str], sets: list[str]) -> dict:
   """Train `method`'s config in `workdir` (resuming or reusing it); its results.json."""
+  from ssl_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   config = config_lib.load_config(config_path(method))
   overrides = dict(s.split("=", 1) for s in sets)
-  total_steps = int(overrides.get("total_steps", config.total_steps))
+  try:  # the config this run is trained with, to compare with a run already in its workdir
+    for flag in [*extra, *(f"--config.{s}" for s in sets)]:
+      config_lib.override(config, *flag[len("--config."):].split("=", 1))
+    changes = trainer.resume_changes(config, workdir)
+  except UserError as e:
+    raise Refused(f"{method}: {e}") from None
+  if changes:
+    raise Refused(f"{method}: {workdir} holds a run of another recipe ({changes}); pass the --set values "
+                     "that run was trained with, or another --workdirs.")
+  total_steps = config.total_steps
   if results := finished(workdir, total_steps):
     print(f"{method}: reusing the finished run in {workdir}", flush=True)
     return results
@@ -87,12 +103,12 @@ def train(method: str, workdir: str, data_dir: str | None, extra: list[str], set
   t0 = time.time()
   status = subprocess.run(command, cwd=ROOT, check=False).returncode
   if status != 0:
-    raise SystemExit(f"error: the {method} run stopped with exit status {status}; its log is above. Fix it and "
+    raise Refused(f"the {method} run stopped with exit status {status}; its log is above. Fix it and "
                      "run this command again: finished runs are reused and this one resumes.")
   print(f"{method}: {time.time() - t0:.0f} s", flush=True)
   results = finished(workdir, total_steps)
   if results is None:
-    raise SystemExit(f"error: the {method} run ended without results in {workdir}/results.json.")
+    raise Refused(f"the {method} run ended without results in {workdir}/results.json.")
   return results
 
 
@@ -156,6 +172,14 @@ def main(argv=None) -> int:
     print(f"error: no self-supervised method with a Fashion-MNIST config is called {', '.join(unknown)}; "
           f"choose among {', '.join(available)}.", file=sys.stderr)
     return 2
+  try:
+    return _benchmark(args, methods)
+  except Refused as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def _benchmark(args, methods: list[str]) -> int:
   data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
   rows, pixel = [], None
   for method in methods:

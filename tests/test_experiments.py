@@ -41,6 +41,19 @@ def test_ssl_benchmark_reuses_finished_runs_and_writes_the_table(tmp_path, capsy
   assert "| raw pixels (reference) | 0.8454 |" in text
   assert "below the goal of 0.88: byol." in text and "--set=total_steps=600" in text
   assert os.path.getsize(os.path.join(out, "ssl_benchmark.png")) > 1000
+  # A finished run of another recipe (its config.json says temperature 0.5) is refused, never reused.
+  config = config_lib.load_config(ssl_benchmark.config_path("simclr"))
+  config_lib.override(config, "total_steps", "600")
+  config_lib.override(config, "simclr.temperature", "0.5")
+  with open(os.path.join(work, "simclr", "config.json"), "w") as f:
+    f.write(config_lib.to_json(config))
+  assert ssl_benchmark.main(args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: simclr: ") and "simclr.temperature=0.5 in the workdir" in err
+  simclr = ["--methods=simclr", *args[1:]]
+  assert ssl_benchmark.main([*simclr, "--set=simclr.temperature=0.5"]) == 0  # the same recipe: reused
+  assert ssl_benchmark.main([*simclr, "--set=simclr.temprature=0.5"]) == 2
+  assert "did you mean `simclr.temperature`?" in capsys.readouterr().err
 
 
 def test_mil_benchmark_reuses_runs_of_its_seeds_and_config_args_and_writes_the_table(tmp_path, capsys):
@@ -65,8 +78,8 @@ def test_mil_benchmark_reuses_runs_of_its_seeds_and_config_args_and_writes_the_t
   # A run of another recipe (an older run, before augment_shift existed: no shift, AdamW) is refused, not reused.
   with open(os.path.join(work, "mean10_lenet_mil_300steps_adam", "attention_bags100_seed7", "config.json"), "w") as f:
     json.dump({"batch_size": 16, "optim": {"name": "adamw", "lr": 5e-4, "weight_decay": 1e-4}, "mil": {}}, f)
-  with pytest.raises(SystemExit, match="holds a run with optim.name='adamw', not 'adam' as asked"):
-    mil_benchmark.main(args)
+  assert mil_benchmark.main(args) == 2
+  assert "holds a run with optim.name='adamw', not 'adam' as asked" in capsys.readouterr().err
 
 
 @pytest.mark.slow
