@@ -63,17 +63,6 @@ def run_with_progress(command: list[str], desc: str, log_path: str) -> int:
     return proc.wait()
 
 
-def phase_config(command: list[str]):
-  """The config that `command` (from `phase_command`) trains, built the way `ssl_jax.main` builds it."""
-  from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
-  config = config_lib.load_config(next(c.split("=", 1)[1] for c in command if c.startswith("--config=")))
-  for flag in command:
-    if flag.startswith("--config."):
-      dotted, text = flag[len("--config."):].split("=", 1)
-      config_lib.override(config, dotted, text)
-  return config
-
-
 def finished(workdir: str) -> float | None:
   try:
     with open(os.path.join(workdir, "results.json")) as f:
@@ -87,6 +76,7 @@ def finished(workdir: str) -> float | None:
 
 def main(argv=None) -> int:
   from ssl_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dataset", default="fashion_mnist", choices=("fashion_mnist", "cifar10"))
@@ -116,7 +106,7 @@ def main(argv=None) -> int:
       command = phase_command(phase, path, section, labels=args.labels, unlabelled=args.unlabelled, seed=seed,
                               workdir=workdir, dataset=args.dataset, data_dir=data_dir, sets=args.set)
       try:  # a run of another recipe in the workdir is refused, never reused or resumed
-        changes = trainer.resume_changes(phase_config(command), workdir)
+        changes = trainer.resume_changes(config_lib.from_command(command, cwd=ROOT), workdir)
       except UserError as e:
         print(f"error: the {phase} phase (seed {seed}): {e}", file=sys.stderr)
         return 2

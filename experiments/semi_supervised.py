@@ -84,24 +84,20 @@ def run(method: str, labels: int, seed: int, workdir: str, data_dir: str | None,
   from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   path = f"{config_path(method)}:labels={labels},label_seed={seed}"
-  config = config_lib.load_config(path)
-  overrides = dict(s.split("=", 1) for s in sets)
+  command = [sys.executable, "-m", "ssl_jax.main", f"--config={path}", f"--workdir={workdir}",
+             f"--config.seed={seed}", *(f"--config.{s}" for s in sets)]
   try:  # the config this run is trained with, to compare with a run already in its workdir
-    for dotted, text in {"seed": str(seed), **overrides}.items():
-      config_lib.override(config, dotted, text)
+    config = config_lib.from_command(command, cwd=ROOT)
     changes = trainer.resume_changes(config, workdir)  # a run of another recipe: refused, never reused or resumed
   except UserError as e:
     raise Refused(f"{method} with {labels} labels, seed {seed}: {e}") from None
   if changes:
     raise Refused(f"{method} with {labels} labels, seed {seed}: {workdir} holds a run of another recipe "
                   f"({changes}); pass the --set values that run was trained with, or another --workdirs.")
-  total_steps = config.total_steps
-  if (found := read_run(workdir, total_steps, median_of)) is not None:
+  if (found := read_run(workdir, config.total_steps, median_of)) is not None:
     print(f"{method} @{labels} seed {seed}: reusing the finished run in {workdir}", flush=True)
     return found
-  command = [sys.executable, "-m", "ssl_jax.main", f"--config={path}", f"--workdir={workdir}",
-             f"--config.seed={seed}", *(f"--config.{s}" for s in sets)]
-  if data_dir and overrides.get("data.name", config.data.name) == "fashion_mnist":
+  if data_dir and config.data.name == "fashion_mnist":
     command.append(f"--config.data.data_dir={data_dir}")
   print(f"{method} @{labels} seed {seed}: {' '.join(command[1:])}", flush=True)
   t0 = time.time()
@@ -110,7 +106,7 @@ def run(method: str, labels: int, seed: int, workdir: str, data_dir: str | None,
     raise Refused(f"the {method} run with {labels} labels, seed {seed}, stopped with exit status {status}; its "
                   "log is above. Fix it and run this command again: finished runs are reused and this one resumes.")
   print(f"{method} @{labels} seed {seed}: {time.time() - t0:.0f} s", flush=True)
-  found = read_run(workdir, total_steps, median_of)
+  found = read_run(workdir, config.total_steps, median_of)
   if found is None:
     raise Refused(f"the {method} run ended without results in {workdir}/results.json.")
   return found

@@ -80,33 +80,29 @@ def train(method: str, workdir: str, data_dir: str | None, extra: list[str], set
   from ssl_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
-  config = config_lib.load_config(config_path(method))
-  overrides = dict(s.split("=", 1) for s in sets)
+  command = [sys.executable, "-m", "ssl_jax.main", f"--config={config_path(method)}", f"--workdir={workdir}",
+             *extra, *(f"--config.{s}" for s in sets)]
   try:  # the config this run is trained with, to compare with a run already in its workdir
-    for flag in [*extra, *(f"--config.{s}" for s in sets)]:
-      config_lib.override(config, *flag[len("--config."):].split("=", 1))
+    config = config_lib.from_command(command)
     changes = trainer.resume_changes(config, workdir)
   except UserError as e:
     raise Refused(f"{method}: {e}") from None
   if changes:
     raise Refused(f"{method}: {workdir} holds a run of another recipe ({changes}); pass the --set values "
-                     "that run was trained with, or another --workdirs.")
-  total_steps = config.total_steps
-  if results := finished(workdir, total_steps):
+                  "that run was trained with, or another --workdirs.")
+  if results := finished(workdir, config.total_steps):
     print(f"{method}: reusing the finished run in {workdir}", flush=True)
     return results
-  command = [sys.executable, "-m", "ssl_jax.main", f"--config={config_path(method)}", f"--workdir={workdir}",
-             *extra, *(f"--config.{s}" for s in sets)]
-  if data_dir and overrides.get("data.name", config.data.name) == "fashion_mnist":
+  if data_dir and config.data.name == "fashion_mnist":
     command.append(f"--config.data.data_dir={data_dir}")
   print(f"{method}: {' '.join(command[1:])}", flush=True)
   t0 = time.time()
   status = subprocess.run(command, cwd=ROOT, check=False).returncode
   if status != 0:
     raise Refused(f"the {method} run stopped with exit status {status}; its log is above. Fix it and "
-                     "run this command again: finished runs are reused and this one resumes.")
+                  "run this command again: finished runs are reused and this one resumes.")
   print(f"{method}: {time.time() - t0:.0f} s", flush=True)
-  results = finished(workdir, total_steps)
+  results = finished(workdir, config.total_steps)
   if results is None:
     raise Refused(f"the {method} run ended without results in {workdir}/results.json.")
   return results

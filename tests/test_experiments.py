@@ -181,7 +181,7 @@ def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spre
       workdir = os.path.join(work, "fashion_mnist", f"{phase}_seed{seed}")
       command = baseline_vs_ssl.phase_command(phase, path, section, labels=5000, unlabelled=20000, seed=seed,
                                               workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[])
-      _fake_run(workdir, 1200, {"test_top1": top1}, config=baseline_vs_ssl.phase_config(command))
+      _fake_run(workdir, 1200, {"test_top1": top1}, config=config_lib.from_command(command, cwd=ROOT))
   assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}"]) == 0
   printed = capsys.readouterr().out
   assert "Baseline (5000 labelled only): 0.8100 ± 0.0141" in printed  # the sample std (n - 1)

@@ -289,6 +289,20 @@ def override(config, dotted: str, text: str) -> None:
   node[name] = _parse(f"Config field `{dotted}`", text, node[name])
 
 
+def from_command(command: list[str], *, cwd: str = ".") -> ml_collections.ConfigDict:
+  """The config a `python -m ssl_jax.main` command line trains: its `--config=FILE[:arg]` (relative to `cwd`), then
+  its `--config.<dotted>=<text>` overrides in order. Experiment scripts compare it with a run already in a workdir."""
+  files = [flag.split("=", 1)[1] for flag in command if flag.startswith("--config=")]
+  if not files:
+    raise UserError("The command names no --config=FILE; pass --config=configs/<family>/<method>_<dataset>.py.")
+  config = load_config(os.path.join(cwd, files[-1]))
+  for flag in command:
+    if flag.startswith("--config."):
+      dotted, _, text = flag[len("--config."):].partition("=")
+      override(config, dotted, text)
+  return config
+
+
 def validate(config) -> None:
   """Checks that need no devices or data: known method and fields, positive counts, known names."""
   check_fields(config, base_config(_method_of(config, "config")), where="config")

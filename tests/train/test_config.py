@@ -98,6 +98,19 @@ def test_unknown_field_hints():
       where("seed.x")
 
 
+def test_from_command_builds_the_config_a_command_line_trains():
+  command = ["python", "-m", "ssl_jax.main", "--config=configs/semi/fixmatch_fashion_mnist.py:labels=40,label_seed=3",
+             "--workdir=w", "--config.seed=3", "--config.total_steps=10", "--config.model.widths=(8,16)",
+             "--config.total_steps=12"]  # the last of two overrides wins, as on the command line
+  c = config_lib.from_command(command, cwd=ROOT)
+  assert (c.fixmatch.labels, c.fixmatch.label_seed, c.seed, c.total_steps) == (40, 3, 3, 12)
+  assert tuple(c.model.widths) == (8, 16)
+  with pytest.raises(UserError, match="names no --config=FILE"):
+    config_lib.from_command(["python", "-m", "ssl_jax.main", "--config.seed=1"])
+  with pytest.raises(UserError, match="did you mean `total_steps`"):
+    config_lib.from_command([*command, "--config.total_step=1"], cwd=ROOT)
+
+
 def test_config_json_round_trip_keeps_types():
   c = config_lib.base_config("byol")
   back = config_lib.from_json(config_lib.to_json(c), where="config.json")
