@@ -11,9 +11,8 @@ without their labels. Phase 1 trains the small ConvNet on the labelled images on
 runs are reused and interrupted ones resume; a workdir that holds a run of another recipe (other labels, another
 `--set`) is refused with the differing fields, never reused. Prints both test accuracies (mean +- std over the
 seeds) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
-tutorial reports
-CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the TFDS
-`cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
+tutorial reports CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the
+TFDS `cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
 """
 
 from __future__ import annotations

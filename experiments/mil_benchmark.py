@@ -72,7 +72,7 @@ def check_same_recipe(config, workdir: str) -> None:
     want = (config[section] if section else config)[name]
     if had != want:
       raise Refused(f"{workdir} holds a run with {key}={had!r}, not {want!r} as asked; give this recipe "
-                       "its own --tag (or --workdir).")
+                    "its own --tag (or --workdir).")
 
 
 def run_one(args, pooling: str, bags: int, seed: int) -> dict:

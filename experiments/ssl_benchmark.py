@@ -9,7 +9,8 @@ Runs `configs/ssl/<method>_fashion_mnist.py` of every self-supervised method in 
 `<workdirs>/<method>`. A run that finished (its `results.json` holds the config's number of steps) is reused,
 and a run that was interrupted resumes from its last checkpoint, so an interrupted benchmark continues where it
 stopped; a run whose config.json differs from the config asked for (another `--set`, an edited config) is refused
-with the differing fields, never reused. Two-phase methods train their first phase first (BEiT: the `vq_vae` tokenizer, passed by `init_from`).
+with the differing fields, never reused. Two-phase methods train their first phase first (BEiT: the `vq_vae`
+tokenizer, passed by `init_from`).
 
 Writes `results.md` (linear probe top-1, kNN top-1, the last RankMe of the collapse monitor, train seconds and
 steps per method, with the raw-pixel probe as the reference row) and `ssl_benchmark.png` (bar chart, the
