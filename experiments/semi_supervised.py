@@ -10,6 +10,8 @@ its own `python -m ssl_jax.main` process in `<workdirs>/<method>/labels<L>_seed<
 an interrupted run resumes from its checkpoint, so an interrupted grid continues where it stopped; a run whose
 config.json differs from the config asked for (another `--set`, or a changed config file) is refused with the
 differing fields, never reused. The seed picks the labelled split (`label_seed`) and the run's own seed.
+`--set=KEY=VALUE` overrides a config field: one of a method's own section (`fixmatch.threshold=0.9`) for that
+method's runs only (refused when that method is not in the grid), any other (`total_steps=600`) for every run.
 
 Writes `results.md`: per method and budget the mean +- std over seeds of the online model's final test top-1,
 and the same for the median of the last `--median_of` evaluations during training (how FixMatch's authors
@@ -188,7 +190,8 @@ def main(argv=None) -> int:
   parser.add_argument("--workdirs", default="workdirs/semi")
   parser.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="a config override for every run, e.g. --set=total_steps=600 (repeatable)")
+                      help="a config override, e.g. --set=total_steps=600 (every run) or "
+                      "--set=fixmatch.threshold=0.9 (that method's runs only); repeatable")
   args = parser.parse_args(argv)
   from ssl_jax import cli  # pylint: disable=g-import-not-at-top
   cli.quiet_libraries()
@@ -217,6 +220,12 @@ def _grid(args, methods: list[str]) -> int:
   if bad:
     print(f"error: --set takes KEY=VALUE (e.g. --set=total_steps=600), got {bad[0]!r}.", file=sys.stderr)
     return 2
+  from ssl_jax.train.config import overrides_for, unused_overrides  # pylint: disable=g-import-not-at-top
+  unused = unused_overrides(methods, args.set)
+  if unused:
+    print(f"error: --set={unused[0]} sets a field of the {unused[0].split('.', 1)[0]} method, which is not "
+          "in this grid; add it to --methods or drop the --set.", file=sys.stderr)
+    return 2
   data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
 
   grid = {m: {b: [] for b in budgets} for m in methods}
@@ -224,7 +233,8 @@ def _grid(args, methods: list[str]) -> int:
     for method in methods:
       for seed in seeds:
         workdir = os.path.join(args.workdirs, method, f"labels{budget}_seed{seed}")
-        grid[method][budget].append(run(method, budget, seed, workdir, data_dir, args.set, args.median_of))
+        grid[method][budget].append(run(method, budget, seed, workdir, data_dir, overrides_for(method, args.set),
+                                           args.median_of))
 
   os.makedirs(args.out, exist_ok=True)
   final, median = table(grid, methods, budgets, "final"), table(grid, methods, budgets, "median_last")

@@ -2,7 +2,7 @@ r"""Every self-supervised method on Fashion-MNIST, trained from its config and c
 
   python experiments/ssl_benchmark.py [--methods=simclr,byol,...] [--out=experiments/results/ssl_benchmark]
                                       [--workdirs=workdirs/ssl_benchmark] [--data_dir=/usr/share/datasets/fashion-mnist]
-                                      [--set=total_steps=600 --set=...]   (applied to every run)
+                                      [--set=total_steps=600 --set=byol.tau_base=0.98 ...]
 
 Runs `configs/ssl/<method>_fashion_mnist.py` of every self-supervised method in `ssl_jax.methods.METHODS`
 (or the chosen subset), one after the other, each as its own `python -m ssl_jax.main` process in
@@ -11,6 +11,10 @@ and a run that was interrupted resumes from its last checkpoint, so an interrupt
 stopped; a run whose config.json differs from the config asked for (another `--set`, an edited config) is refused
 with the differing fields, never reused. Two-phase methods train their first phase first (BEiT: the `vq_vae`
 tokenizer, passed by `init_from`).
+
+`--set=KEY=VALUE` overrides a config field. A field of a method's own section (`byol.tau_base=0.98`) applies to
+that method's run only (and is refused when that method is not benchmarked); any other field
+(`total_steps=600`, `optim.lr=1e-3`) applies to every run.
 
 Writes `results.md` (linear probe top-1, kNN top-1, the last RankMe of the collapse monitor, train seconds and
 steps per method, with the raw-pixel probe as the reference row) and `ssl_benchmark.png` (bar chart, the
@@ -153,7 +157,8 @@ def main(argv=None) -> int:
   parser.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist",
                       help="folder of the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist)")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="a config override for every run, e.g. --set=total_steps=600 (repeatable)")
+                      help="a config override, e.g. --set=total_steps=600 (every run) or --set=byol.tau_base=0.98 "
+                      "(that method's run only); repeatable")
   args = parser.parse_args(argv)
   bad = [s for s in args.set if "=" not in s]
   if bad:
@@ -169,6 +174,12 @@ def main(argv=None) -> int:
     print(f"error: no self-supervised method with a Fashion-MNIST config is called {', '.join(unknown)}; "
           f"choose among {', '.join(available)}.", file=sys.stderr)
     return 2
+  from ssl_jax.train.config import unused_overrides  # pylint: disable=g-import-not-at-top
+  unused = unused_overrides(methods + [FIRST_PHASE[m][0] for m in methods if m in FIRST_PHASE], args.set)
+  if unused:
+    print(f"error: --set={unused[0]} sets a field of the {unused[0].split('.', 1)[0]} method, which is not "
+          f"benchmarked here; add it to --methods or drop the --set.", file=sys.stderr)
+    return 2
   try:
     return _benchmark(args, methods)
   except Refused as e:
@@ -177,6 +188,7 @@ def main(argv=None) -> int:
 
 
 def _benchmark(args, methods: list[str]) -> int:
+  from ssl_jax.train.config import overrides_for  # pylint: disable=g-import-not-at-top
   data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
   rows, pixel = [], None
   for method in methods:
@@ -184,10 +196,10 @@ def _benchmark(args, methods: list[str]) -> int:
     if method in FIRST_PHASE:
       first, field = FIRST_PHASE[method]
       first_dir = os.path.join(args.workdirs, first)
-      train(first, first_dir, data_dir, [], args.set)
+      train(first, first_dir, data_dir, [], overrides_for(first, args.set))
       extra.append(f"--config.{field}={first_dir}")
     workdir = os.path.join(args.workdirs, method)
-    results = train(method, workdir, data_dir, extra, args.set)
+    results = train(method, workdir, data_dir, extra, overrides_for(method, args.set))
     rows.append((method, results, last_rankme(workdir)))
     pixel = results.get("pixel_linear_probe_top1", pixel)
 

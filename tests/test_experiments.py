@@ -54,6 +54,26 @@ def test_ssl_benchmark_reuses_finished_runs_and_writes_the_table(tmp_path, capsy
   assert ssl_benchmark.main([*simclr, "--set=simclr.temperature=0.5"]) == 0  # the same recipe: reused
   assert ssl_benchmark.main([*simclr, "--set=simclr.temprature=0.5"]) == 2
   assert "did you mean `simclr.temperature`?" in capsys.readouterr().err
+  # A field of one method's section applies to that method's run only: byol's run is still reused as it was.
+  both = ["--methods=simclr,byol", *args[1:], "--set=simclr.temperature=0.5"]
+  assert ssl_benchmark.main(both) == 0
+  assert capsys.readouterr().out.count("reusing the finished run") == 2
+  # ... and is refused when that method is not benchmarked, rather than ignored.
+  assert ssl_benchmark.main(["--methods=byol", *args[1:], "--set=simclr.temperature=0.5"]) == 2
+  assert "--set=simclr.temperature=0.5 sets a field of the simclr method, which is not benchmarked" in \
+      capsys.readouterr().err
+
+
+def test_experiment_scripts_apply_a_method_section_set_to_that_method_only():
+  sets = ["total_steps=600", "byol.tau_base=0.98", "vq_vae.codebook_size=64", "optim.lr=1e-3"]
+  assert config_lib.overrides_for("byol", sets) == ["total_steps=600", "byol.tau_base=0.98", "optim.lr=1e-3"]
+  assert config_lib.overrides_for("simclr", sets) == ["total_steps=600", "optim.lr=1e-3"]
+  assert config_lib.unused_overrides(["byol", "vq_vae"], sets) == []
+  assert config_lib.unused_overrides(["simclr"], sets) == ["byol.tau_base=0.98", "vq_vae.codebook_size=64"]
+  # beit's first phase (vq_vae) reads vq_vae.*; a section of a method outside the grid is refused.
+  assert ssl_benchmark.main(["--methods=beit", "--set=vq_vae.codebook_size=64", "--set=simclr.temperature=1",
+                             "--workdirs=/nonexistent"]) == 2
+  assert semi_supervised.main(["--methods=supervised", "--set=fixmatch.threshold=0.9"]) == 2
 
 
 def test_mil_benchmark_reuses_runs_of_its_seeds_and_config_args_and_writes_the_table(tmp_path, capsys):
@@ -172,6 +192,12 @@ def test_semi_supervised_refuses_to_reuse_a_run_of_another_recipe(tmp_path, caps
   assert "reusing the finished run" in capsys.readouterr().out
   assert semi_supervised.main([*args, "--set=fixmatch.lambda=2"]) == 2
   assert "did you mean `fixmatch.lambda_u`?" in capsys.readouterr().err
+  # fixmatch's own field does not reach the baseline's runs: both are reused.
+  _fake_run(os.path.join(work, "supervised", "labels250_seed0"), 1200, {"test_top1": 0.7}, [0.7],
+            config=_semi_config("supervised", 0))
+  both = ["--methods=supervised,fixmatch", *args[1:], "--set=fixmatch.lambda_u=2.0"]
+  assert semi_supervised.main(both) == 0
+  assert capsys.readouterr().out.count("reusing the finished run") == 2
 
 
 def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spread(tmp_path, capsys):

@@ -303,6 +303,19 @@ def from_command(command: list[str], *, cwd: str = ".") -> ml_collections.Config
   return config
 
 
+def overrides_for(method: str, overrides: list[str]) -> list[str]:
+  """The `KEY=VALUE` overrides (an experiment script's `--set`) that apply to a run of `method`: those of its own
+  config section (`byol.tau_base=0.98`) and those outside every method's section (`total_steps=600`)."""
+  from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  section = lambda text: text.split("=", 1)[0].split(".", 1)[0]
+  return [o for o in overrides if section(o) not in METHODS or section(o) == method]
+
+
+def unused_overrides(methods: list[str], overrides: list[str]) -> list[str]:
+  """The overrides of a method's section that no run of `methods` reads (`overrides_for` drops them for all)."""
+  return [o for o in overrides if not any(overrides_for(m, [o]) for m in methods)]
+
+
 def validate(config) -> None:
   """Checks that need no devices or data: known method and fields, positive counts, known names."""
   check_fields(config, base_config(_method_of(config, "config")), where="config")
