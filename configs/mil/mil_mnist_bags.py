@@ -7,6 +7,12 @@ lengths from N(mean, (mean / 5)^2) (the paper's 10 +- 2, 50 +- 10, 100 +- 20), i
 ceil(mean + 3 std) instances (a bag longer than that, p = 0.13%, is clipped). With the full MNIST IDX
 files, `--config.data.name=mnist --config.data.data_dir=<folder of the four IDX files>`.
 
+Positive and negative bags: at mean size 10 each bag is drawn uniformly and its label follows (the reference
+code's draw: about 65% positive). Uniform bags of 50 or 100 digits almost all hold a 9 (99.5% and all but 0.003%),
+which leaves no negatives to learn from or to score the AUC on, so at those sizes half the bags of each split are
+positive and half negative, each drawn uniformly given its label (`positive=0.5`, the default there: `positive=-1`
+means 0.5 when mean_bag_size > 10, else 0 = uniform; `mil.positive_fraction`).
+
   python -m ssl_jax.main --config=configs/mil/mil_mnist_bags.py:pooling=attention,train_bags=100,seed=0,mean_bag_size=10 \
       --workdir=workdirs/mil_mnist_bags
 
@@ -36,7 +42,7 @@ from ssl_jax.train.config import base_config, parse_arg
 def get_config(arg=None):
   arg = parse_arg(arg, pooling="gated_attention", train_bags=100, seed=0, mean_bag_size=10, steps=300,
                   encoder="lenet_mil", clam_weight=0.0, optim="adamw", batch_size=16,
-                  shift=2, flip=0.0, attention_dropout=0.0)
+                  shift=2, flip=0.0, attention_dropout=0.0, positive=-1.0)
   c = base_config("mil")
   c.seed = arg.seed
   c.total_steps = arg.steps
@@ -62,6 +68,7 @@ def get_config(arg=None):
   c.mil.std_bag_size = arg.mean_bag_size / 5.0
   c.mil.max_bag_size = int(-(-arg.mean_bag_size * 8 // 5))  # ceil(mean + 3 std), std = mean / 5
   c.mil.bag_seed = arg.seed
+  c.mil.positive_fraction = (0.5 if arg.mean_bag_size > 10 else 0.0) if arg.positive < 0 else arg.positive
 
   c.optim.name = arg.optim
   c.optim.lr = 5e-4

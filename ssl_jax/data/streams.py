@@ -355,12 +355,20 @@ class Bags:
   training split and `num_test_bags` from the test split, with `bag_seed`; training batches are
   per-epoch permutations of the training bags. Padded slots hold zero images and mask False.
 
+  With `positive_fraction` f > 0, round(f x bags) of the bags of each split are positive and the rest
+  negative, each bag's instances drawn uniformly *given its label* (see `draw_bags`). Uniform bags of a
+  class of 10% are almost all positive once they are long (1 - 0.9^50 = 99.5% at 50 instances, all but
+  0.003% at 100), which leaves nothing to learn or to score; the mean sizes 50 and 100 of the paper need
+  this balance.
+
   Attributes:
     target_class: the class whose presence makes a bag positive.
     mean_size, std_size: mean and standard deviation of the bag length.
     num_train_bags, num_test_bags: how many bags to draw from each split.
     max_size: padded length; 0 means ceil(mean_size + 5 std_size).
     bag_seed: seed of the draw of the bags (part of the data's name).
+    positive_fraction: 0 draws every bag uniformly (the label follows); in (0, 1) that share of the
+      bags is positive (part of the data's name).
   """
   target_class: int = 9
   mean_size: float = 10.0
@@ -369,6 +377,7 @@ class Bags:
   num_test_bags: int = 1000
   max_size: int = 0
   bag_seed: int = 0
+  positive_fraction: float = 0.0
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
     if not 0 <= self.target_class < info.num_classes:
@@ -380,6 +389,9 @@ class Bags:
     if self.mean_size < 1 or self.std_size < 0 or self.num_test_bags < 1:
       raise ValueError(f"Bags need a mean size >= 1, a standard deviation >= 0 and at least one test bag; got "
                        f"{self.mean_size}, {self.std_size} and {self.num_test_bags}.")
+    if not 0.0 <= self.positive_fraction < 1.0:
+      raise ValueError(f"The share of positive bags must lie in [0, 1) (0: drawn uniformly), got "
+                       f"{self.positive_fraction}.")
     return {"bags": batch_size}
 
   @property
@@ -391,21 +403,52 @@ class Bags:
     return BagStream(self, data, batch_size, seed)
 
 
+def _positive_count(n: int, p: float, rng: np.random.Generator) -> int:
+  """k ~ Binomial(n, p) given k >= 1: how many target instances a positive bag of n uniform draws holds."""
+  k = np.arange(1, n + 1)
+  log_pmf = (np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in k])
+             + k * math.log(p) + (n - k) * math.log1p(-p))  # 0 < p < 1: both classes are present
+  pmf = np.exp(log_pmf - log_pmf.max())
+  return int(rng.choice(k, p=pmf / pmf.sum()))
+
+
 def draw_bags(labels: np.ndarray, *, num_bags: int, target_class: int, mean_size: float,
-              std_size: float, max_size: int, seed: tuple[int, ...]) -> dict[str, np.ndarray]:
+              std_size: float, max_size: int, seed: tuple[int, ...],
+              positive_fraction: float = 0.0) -> dict[str, np.ndarray]:
   """Indices of `num_bags` random bags over examples with `labels`, padded with -1 to `max_size`.
+
+  With `positive_fraction` 0 each bag's instances are uniform draws (with replacement) and its label
+  follows. With f in (0, 1) round(f x num_bags) bags, at random positions, are positive and the others
+  negative, and each bag is a uniform bag *given that label*: a negative one draws uniformly from the
+  examples of the other classes; a positive one of n instances holds k ~ Binomial(n, p) given k >= 1
+  instances of the target class (p its share of the examples), drawn uniformly from that class, the rest
+  from the other classes, in random order.
 
   Returns {"index": int64 [bags, max_size] (-1 = padding), "mask": bool [bags, max_size],
   "label": int32 [bags] (1 when a bag holds `target_class`), "instance_label": int32 [bags, max_size]}.
   """
-  if num_bags < 1 or mean_size < 1 or std_size < 0 or max_size < 1:
-    raise ValueError(f"Bags need num_bags >= 1, mean_size >= 1, std_size >= 0 and max_size >= 1; got "
-                     f"{num_bags}, {mean_size}, {std_size} and {max_size}.")
+  if num_bags < 1 or mean_size < 1 or std_size < 0 or max_size < 1 or not 0.0 <= positive_fraction < 1.0:
+    raise ValueError(f"Bags need num_bags >= 1, mean_size >= 1, std_size >= 0, max_size >= 1 and a positive "
+                     f"fraction in [0, 1); got {num_bags}, {mean_size}, {std_size}, {max_size} and "
+                     f"{positive_fraction}.")
   rng = np.random.default_rng(list(seed))
   lengths = np.clip(np.rint(rng.normal(mean_size, std_size, num_bags)), 1, max_size).astype(np.int64)
   index = np.full((num_bags, max_size), -1, np.int64)
-  for i, n in enumerate(lengths):
-    index[i, :n] = rng.integers(0, len(labels), n)
+  if positive_fraction:
+    targets, others = np.flatnonzero(labels == target_class), np.flatnonzero(labels != target_class)
+    if not len(targets) or not len(others):
+      raise ValueError(f"Balanced bags need examples of the target class {target_class} and of other classes; "
+                       f"this split has {len(targets)} and {len(others)}.")
+    positive = np.zeros(num_bags, bool)
+    positive[rng.permutation(num_bags)[:round(positive_fraction * num_bags)]] = True
+    p = len(targets) / len(labels)
+    for i, n in enumerate(lengths):
+      k = _positive_count(int(n), p, rng) if positive[i] else 0
+      bag = np.concatenate([targets[rng.integers(0, len(targets), k)], others[rng.integers(0, len(others), n - k)]])
+      index[i, :n] = rng.permutation(bag)
+  else:
+    for i, n in enumerate(lengths):
+      index[i, :n] = rng.integers(0, len(labels), n)
   mask = index >= 0
   instance_label = np.where(mask, (labels[np.maximum(index, 0)] == target_class), 0).astype(np.int32)
   return {"index": index, "mask": mask, "label": instance_label.max(axis=1).astype(np.int32),
@@ -432,15 +475,16 @@ class BagStream(Stream):
 
   def __init__(self, spec: Bags, data: Data, batch_size: int, seed: int):
     common = dict(target_class=spec.target_class, mean_size=spec.mean_size, std_size=spec.std_size,
-                  max_size=spec.padded_size)
+                  max_size=spec.padded_size, positive_fraction=spec.positive_fraction)
     self.train_bags = draw_bags(data.train.labels, num_bags=spec.num_train_bags,
                                 seed=(spec.bag_seed, 0), **common)
     self.test_bags = draw_bags(data.test.labels, num_bags=spec.num_test_bags, seed=(spec.bag_seed, 1),
                                **common)
     self._spec, self._data, self._b, self._seed = spec, data, batch_size, seed
     self.groups = {"bags": batch_size}
+    balance = f", {spec.positive_fraction:.0%} positive" if spec.positive_fraction else ""
     self.name = (f"{data.name}-bags.{spec.bag_seed}@{spec.num_train_bags} (target {spec.target_class}, "
-                 f"size {spec.mean_size:g}+-{spec.std_size:g})")
+                 f"size {spec.mean_size:g}+-{spec.std_size:g}{balance})")
     self.eval_data = {"bags_test": gather_bags(data.test.images, self.test_bags,
                                                np.arange(spec.num_test_bags))}
 

@@ -123,6 +123,47 @@ def test_bags_are_padded_masked_and_labelled_by_the_target_class():
     spec.build(data, batch_size=64, seed=0)
 
 
+def test_balanced_bags_hold_the_asked_share_of_positives_each_a_uniform_bag_given_its_label():
+  """At mean size 50 uniform bags of a 10% class are ~all positive; balanced ones are half, drawn as the
+  uniform bag conditioned on its label (checked against rejection sampling of uniform bags)."""
+  data = _data()
+  spec = streams.Bags(target_class=9, mean_size=50, std_size=10, num_train_bags=60, num_test_bags=40,
+                      positive_fraction=0.5)
+  stream = spec.build(data, batch_size=8, seed=0)
+  assert "50% positive" in stream.name
+  uniform = streams.Bags(target_class=9, mean_size=50, std_size=10, num_train_bags=60).build(data, batch_size=8,
+                                                                                            seed=0)
+  assert uniform.train_bags["label"].mean() > 0.95  # the reason for the balance
+  for bags, labels, total in ((stream.train_bags, data.train.labels, 60), (stream.test_bags, data.test.labels, 40)):
+    assert bags["label"].sum() == total // 2
+    for row in range(total):
+      members = labels[bags["index"][row][bags["mask"][row]]]
+      assert bags["label"][row] == int((members == 9).any())
+      np.testing.assert_array_equal(bags["instance_label"][row][bags["mask"][row]], members == 9)
+  # The number of target instances in a positive bag of n = 4 draws with p = 0.1: Binomial(4, 0.1) given >= 1,
+  # against rejection sampling of uniform bags (an independent reference).
+  labels = np.arange(1000) % 10
+  drawn = streams.draw_bags(labels, num_bags=4000, target_class=9, mean_size=4, std_size=0, max_size=4,
+                            seed=(3,), positive_fraction=0.5)
+  pos = drawn["label"] == 1
+  counts = np.bincount(drawn["instance_label"][pos].sum(1), minlength=5)[1:] / pos.sum()
+  rng = np.random.default_rng(0)
+  k = (rng.integers(0, 1000, (200_000, 4)) % 10 == 9).sum(1)
+  reference = np.bincount(k[k >= 1], minlength=5)[1:] / (k >= 1).sum()
+  np.testing.assert_allclose(counts, reference, atol=0.03)
+  neg = drawn["index"][~pos]
+  assert not (labels[neg] == 9).any() and len(np.unique(labels[neg])) == 9  # every other class appears
+  with pytest.raises(ValueError, match="positive bags must lie in"):
+    streams.Bags(positive_fraction=1.0).build(data, batch_size=8, seed=0)
+  # The MNIST-bags config balances the paper's large bags and keeps the reference draw at mean size 10.
+  from ssl_jax.methods.mil import mil  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  for size, fraction in ((10, 0.0), (50, 0.5), (100, 0.5)):
+    config = config_lib.load_config(f"configs/mil/mil_mnist_bags.py:mean_bag_size={size}")
+    assert mil.stream(config).positive_fraction == fraction
+  assert mil.stream(config_lib.load_config("configs/mil/mil_mnist_bags.py:positive=0.3")).positive_fraction == 0.3
+
+
 def test_pk_batches_hold_p_training_classes_and_hold_out_the_rest():
   spec, b = SPECS["class_balanced"]
   stream = spec.build(_data(), batch_size=b, seed=0)

@@ -84,6 +84,7 @@ def config() -> ml_collections.ConfigDict:
       "test_bags": 1000,
       "max_bag_size": 0,             # 0: ceil(mean + 5 std); a folder: 0 = the largest patient
       "bag_seed": 0,
+      "positive_fraction": 0.0,      # 0: bags drawn uniformly (the reference code); f: that share positive
       # Bags from folders (data.name=folder_bags, data.data_dir=<root>/<patient_id>/*.png + labels.csv):
       "test_dir": "",                # a second root for the test patients; "" splits data_dir's patients
       "test_fraction": 0.25,         # the share of data_dir's patients held out for test (seeded by bag_seed)
@@ -100,7 +101,7 @@ def stream(config) -> streams.Bags | streams.FolderBags:
                               max_size=s.max_bag_size)
   return streams.Bags(target_class=s.target_class, mean_size=s.mean_bag_size, std_size=s.std_bag_size,
                       num_train_bags=s.train_bags, num_test_bags=s.test_bags, max_size=s.max_bag_size,
-                      bag_seed=s.bag_seed)
+                      bag_seed=s.bag_seed, positive_fraction=s.positive_fraction)
 
 
 @dataclasses.dataclass(frozen=True)
