@@ -149,6 +149,35 @@ def test_reconstruction_suite_writes_the_pngs_and_the_mse(tmp_path):
   np.testing.assert_allclose(suites.SUITES["reconstruction"].monitor(ctx, 0.0)["reconstruction_mse"], 0.0, atol=1e-12)
 
 
+def test_bags_suite_predicts_at_most_eval_batch_size_instances_per_call():
+  """eval.batch_size counts padded instances for bags (1,000 test bags of 80 LeNet instances at once took 17 GB);
+  the scores are those of one call over every bag."""
+  import types
+
+  from ssl_jax.evaluation import suites
+  rng = np.random.default_rng(0)
+  n, size = 50, 8
+  mask = np.arange(size)[None] < rng.integers(1, size + 1, n)[:, None]
+  instance_label = (rng.random((n, size)) < 0.2) & mask
+  bags = {"instances": rng.integers(0, 256, (n, size, 2, 2, 1), dtype=np.uint8), "mask": mask,
+          "label": instance_label.any(1).astype(np.int32), "instance_label": instance_label.astype(np.int32)}
+  calls = []
+
+  def predict(state, inputs):
+    calls.append(inputs["instances"].shape[0] * inputs["instances"].shape[1])
+    score = jnp.where(inputs["mask"], inputs["instances"][..., 0, 0, 0].astype(jnp.float32), -1e9)
+    return {"bag_logits": score.max(1) - 128.0, "attention": jax.nn.softmax(score, axis=1)}
+
+  results = []
+  for batch in (20, 10_000):
+    ctx = suites.Context(predict=predict, eval_data={"bags_test": bags}, mesh=None, log=lambda _: None,
+                         config=types.SimpleNamespace(batch_size=batch, monitor_examples=10000))
+    calls.clear()
+    results.append(suites.SUITES["bags"].monitor(ctx, None))
+    assert max(calls) <= max(batch, size)
+  assert results[0] == results[1] and {"bag_auc", "bag_accuracy", "instance_auc"} <= set(results[0])
+
+
 # --------------------------------------------------------------------------------------------- mae
 
 
