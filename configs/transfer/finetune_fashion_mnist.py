@@ -7,8 +7,8 @@ head's learning rate (`finetune.pretrained_lr_scale=1`): chosen on the held-out 
 SimCLR run, over 0.1 / 0.3 / 0.5 / 1 (test top-1 at 1%: 0.8066 / 0.8179 / 0.8180 / 0.8177; at 10%: 0.8244 /
 0.8455 / 0.8516 / 0.8564; best on the mean of the two; `--config.init_from=<the SimCLR run>
 --config.finetune.label_seed=100 --config.finetune.label_fraction=F --config.finetune.pretrained_lr_scale=S`).
-The smaller rates of discriminative fine-tuning do not pay on this budget: in 600 steps at 0.1x the encoder barely moves and the network ends
-below training from scratch at 10%.
+The smaller rates of discriminative fine-tuning do not pay on this budget: in 600 steps at 0.1x the encoder
+barely moves and the network ends below training from scratch at 10%.
 
   python -m ssl_jax.main --config=configs/transfer/finetune_fashion_mnist.py --workdir=workdirs/finetune_simclr_1pc \
     --config.init_from=workdirs/simclr_fashion_mnist
