@@ -1,6 +1,7 @@
 r"""Transfer from a self-supervised encoder with few labels: fine-tuning and a frozen-feature SVM.
 
   python experiments/transfer.py [--out=experiments/results/transfer] [--workdirs=workdirs/transfer]
+                                 [--simclr=RUN] [--byol=RUN] [--fractions=0.01,0.1] [--set=KEY=VALUE ...]
 
 With 1% (600) and 10% (6,000) of the Fashion-MNIST training labels (class-balanced, seed 0), scored on the
 10,000 test images:
@@ -13,7 +14,11 @@ With 1% (600) and 10% (6,000) of the Fashion-MNIST training labels (class-balanc
   of each run, and on raw pixels (`python -m ssl_jax.evaluate --protocol=svm`).
 
 The self-supervised runs (`--simclr`, `--byol`) are only read: the SVM results go to
-`<workdirs>/eval_results_<run>.json`. Writes `results.md` (one table) and `transfer.png`.
+`<workdirs>/eval_results_<run>.json`. Writes `results.md` (one table) and `transfer.png`. A fine-tuning run that
+finished in `--workdirs` is reused, an interrupted one resumes, and one of another recipe (another `--set`) is
+refused with the fields that differ. `--set=KEY=VALUE` overrides a field of every fine-tuning config (e.g.
+`--set=total_steps=1200`; `--set=data.name=...` fine-tunes and scores the raw pixels on another dataset, which
+must be the self-supervised runs' own).
 """
 
 from __future__ import annotations
@@ -26,24 +31,63 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 FRACTIONS = (0.01, 0.1)
+CONFIG = os.path.join(ROOT, "configs", "transfer", "finetune_fashion_mnist.py")
 
 
-def main() -> None:
+def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="experiments/results/transfer")
   parser.add_argument("--workdirs", default="workdirs/transfer")
   parser.add_argument("--simclr", default="workdirs/simclr_fashion_mnist")
   parser.add_argument("--byol", default="workdirs/byol_fashion_mnist")
-  args = parser.parse_args()
+  parser.add_argument("--fractions", default=",".join(map(str, FRACTIONS)),
+                      help="fractions of the training labels, comma-separated, each in (0, 1]")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="a field of every fine-tuning config, e.g. --set=total_steps=1200; repeatable")
+  args = parser.parse_args(argv)
+  try:
+    fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+  except ValueError:
+    fractions = []
+  if not fractions or not all(0.0 < f <= 1.0 for f in fractions):
+    print(f"error: --fractions takes fractions of the labels in (0, 1], comma-separated (e.g. 0.01,0.1); got "
+          f"{args.fractions!r}.", file=sys.stderr)
+    return 2
+  bad = [s for s in args.set if "=" not in s]
+  if bad:
+    print(f"error: --set takes KEY=VALUE (e.g. --set=total_steps=1200), got {bad[0]!r}.", file=sys.stderr)
+    return 2
   from ssl_jax import cli
+  from ssl_jax.errors import UserError
   cli.quiet_libraries()
+  try:
+    _run(args, parser, fractions)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+def _pct(fraction: float) -> str:
+  return f"{fraction * 100:g}%"
+
+
+def _run(args, parser, fractions: list[float]) -> None:
   from ssl_jax import evaluate
   from ssl_jax.evaluation.svm import svm_probe
   from ssl_jax.train import config as config_lib
   from ssl_jax.train import trainer
+
+  def finetune_config(fraction: float):
+    config = config_lib.load_config(f"{CONFIG}:fraction={fraction}")
+    for item in args.set:
+      dotted, _, text = item.partition("=")
+      config_lib.override(config, dotted, text)
+    return config
 
   os.makedirs(args.out, exist_ok=True)
   os.makedirs(args.workdirs, exist_ok=True)
@@ -52,10 +96,10 @@ def main() -> None:
              "BYOL": (args.byol, None, "byol"), "scratch": ("", None, "scratch")}
   table: dict[str, dict[str, float]] = {name: {} for name in [*sources, "raw pixels"]}
   seconds: dict[str, float] = {}
-  for fraction in FRACTIONS:
-    pct = f"{fraction:.0%}"
+  for fraction in fractions:
+    pct = _pct(fraction)
     for name, (source, lr_scale, slug) in sources.items():
-      config = config_lib.load_config(f"configs/transfer/finetune_fashion_mnist.py:fraction={fraction}")
+      config = finetune_config(fraction)
       config.init_from = source
       if lr_scale is not None:
         config.finetune.pretrained_lr_scale = lr_scale
@@ -68,36 +112,44 @@ def main() -> None:
       table[name][f"finetune {pct}"] = r["test_top1"]
       if source and lr_scale is None:  # the frozen encoder's SVM, once per run
         out = os.path.join(args.workdirs, f"eval_results_{slug}.json")
-        evaluate.main([f"--workdir={source}", "--protocol=svm", f"--label_fraction={fraction}", f"--output={out}"])
+        if evaluate.main([f"--workdir={source}", "--protocol=svm", f"--label_fraction={fraction}",
+                          f"--label_seed={config.finetune.label_seed}", f"--output={out}"]) != 0:
+          raise UserError(f"the SVM on the frozen encoder of {source} failed; its error is above.")
         with open(out) as f:
           svm = [v for v in json.load(f).values() if v["data"] == r["data"]]
+        if not svm:
+          raise UserError(f"the SVM on {source} scored other labelled images than the fine-tuning run "
+                          f"({r['data']}); the self-supervised runs must be of the dataset fine-tuned on "
+                          f"({config.data.name}).")
         table[name][f"SVM {pct}"] = svm[0]["svm_top1"]
   # Raw pixels: the same SVM protocol on the pixels of the same labelled images.
-  config = config_lib.load_config("configs/transfer/finetune_fashion_mnist.py")
+  config = finetune_config(fractions[0])
   plan = trainer.preflight(config)
-  train, test = evaluate.load_split_pair(plan, "fashion_mnist")
-  for fraction in FRACTIONS:
-    subset, _ = evaluate.labelled_subset(train, labels=0, fraction=fraction, seed=0)
+  train, test = evaluate.load_split_pair(plan, config.data.name)
+  for fraction in fractions:
+    subset, _ = evaluate.labelled_subset(train, labels=0, fraction=fraction, seed=config.finetune.label_seed)
     px = lambda d: d.images.reshape(len(d), -1).astype(np.float32) / 255.0
-    table["raw pixels"][f"SVM {fraction:.0%}"] = svm_probe(px(subset), subset.labels, px(test), test.labels).top1
+    table["raw pixels"][f"SVM {_pct(fraction)}"] = svm_probe(px(subset), subset.labels, px(test), test.labels).top1
 
-  cols = [f"finetune {f:.0%}" for f in FRACTIONS] + [f"SVM {f:.0%}" for f in FRACTIONS]
+  cols = [f"finetune {_pct(f)}" for f in fractions] + [f"SVM {_pct(f)}" for f in fractions]
   lines = ["| initialisation | " + " | ".join(c.replace("finetune", "fine-tuning").replace("SVM", "frozen + SVM")
                                               for c in cols) + " |",
            "| --- |" + " ---: |" * len(cols)]
   for name, row in table.items():
     lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4f}" if c in row else "-" for c in cols) + " |")
-  gain = {n: {f: table[n][f"finetune {f}"] - table["scratch"][f"finetune {f}"] for f in ("1%", "10%")}
-          for n in ("SimCLR", "BYOL")}
-  text = ("# Transfer with 1% and 10% of the Fashion-MNIST labels\n\n"
-          "Test top-1 on the 10,000 test images; labelled splits fashion_mnist.0@600 (1%) and fashion_mnist.0@6000 "
-          "(10%).\n\n" + "\n".join(lines) + "\n\n"
-          f"Fine-tuning over training from scratch: SimCLR {gain['SimCLR']['1%'] * 100:+.1f} points at 1% of the "
-          f"labels (goal: +5) and {gain['SimCLR']['10%'] * 100:+.1f} at 10%; BYOL {gain['BYOL']['1%'] * 100:+.1f} "
-          f"and {gain['BYOL']['10%'] * 100:+.1f}.\n\n"
+  pcts = [_pct(f) for f in fractions]
+  gains = "; ".join(
+      f"{n} " + ", ".join(f"{(table[n][f'finetune {p}'] - table['scratch'][f'finetune {p}']) * 100:+.1f} points at "
+                          f"{p}" + (" (goal: +5)" if p == "1%" else "") for p in pcts)
+      for n in ("SimCLR", "BYOL"))
+  flags = [f" --{k}={v}" for k, v in vars(args).items() if k != "set" and v != parser.get_default(k)]
+  text = (f"# Transfer with {' and '.join(pcts)} of the {config.data.name} labels\n\n"
+          f"Test top-1 on the {len(test):,} test images; class-balanced labelled splits of seed "
+          f"{config.finetune.label_seed}.\n\n" + "\n".join(lines) + "\n\n"
+          f"Fine-tuning over training from scratch: {gains}.\n\n"
           "Training seconds: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ".\n\n"
-          "Command: `python experiments/transfer.py"
-          + "".join(f" --{k}={v}" for k, v in vars(args).items() if v != parser.get_default(k)) + "`.\n")
+          "Command: `python experiments/transfer.py" + "".join(flags)
+          + "".join(f" --set={item}" for item in args.set) + "`.\n")
   with open(os.path.join(args.out, "results.md"), "w") as f:
     f.write(text)
   print(text, flush=True)
@@ -122,4 +174,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -13,9 +13,11 @@ from ssl_jax.train import config as config_lib  # noqa: E402  pylint: disable=wr
 
 import baseline_vs_ssl  # noqa: E402  pylint: disable=wrong-import-position
 import domain_adaptation  # noqa: E402  pylint: disable=wrong-import-position
+import metric_learning  # noqa: E402  pylint: disable=wrong-import-position
 import mil_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 import semi_supervised  # noqa: E402  pylint: disable=wrong-import-position
 import ssl_benchmark  # noqa: E402  pylint: disable=wrong-import-position
+import transfer  # noqa: E402  pylint: disable=wrong-import-position
 
 TINY_SIMCLR = ["data.name=digits", "total_steps=4", "batch_size=32", "checkpoint_every_steps=2",
                "eval_every_steps=2", "model.widths=(8,16)", "simclr.proj_hidden_dim=16", "simclr.proj_dim=8",
@@ -278,3 +280,84 @@ def test_domain_adaptation_runs_three_runs_per_direction_then_reuses_them(tmp_pa
   capsys.readouterr()
   assert domain_adaptation.main(args) == 0
   assert capsys.readouterr().out.count("already finished") == 3
+
+
+def test_transfer_refuses_bad_arguments(capsys):
+  assert transfer.main(["--fractions=0.01,2"]) == 2
+  assert "--fractions takes fractions of the labels in (0, 1]" in capsys.readouterr().err
+  assert transfer.main(["--set=total_steps"]) == 2
+  assert "--set takes KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_simclr_run(tmp_path_factory):
+  """A 4-step SimCLR run on scikit-learn's digits: the self-supervised run that transfer and retrieval read."""
+  from ssl_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("simclr"))
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "ssl", "simclr_fashion_mnist.py"))
+  for item in TINY_SIMCLR:
+    config_lib.override(config, *item.split("=", 1))
+  trainer.train_and_evaluate(config, workdir)
+  return workdir
+
+
+@pytest.mark.slow
+def test_transfer_fine_tunes_from_both_runs_and_scratch_then_reuses_them(tiny_simclr_run, tmp_path, capsys):
+  simclr = tiny_simclr_run
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  tiny = ["data.name=digits", "total_steps=2", "checkpoint_every_steps=2", "eval_every_steps=2", "batch_size=16",
+          "model.widths=(8,16)"]
+  args = [f"--simclr={simclr}", f"--byol={simclr}", "--fractions=0.2,0.5", f"--out={out}", f"--workdirs={work}",
+          *(f"--set={s}" for s in tiny)]
+  assert transfer.main(args) == 0
+  assert sorted(d for d in os.listdir(work) if d.startswith("finetune")) == sorted(
+      f"finetune_{slug}_{pct}pc" for slug in ("simclr", "simclr_lr0.1", "byol", "scratch") for pct in (20, 50))
+  with open(os.path.join(work, "finetune_simclr_lr0.1_20pc", "config.json")) as f:
+    config = json.load(f)
+  assert config["finetune"]["pretrained_lr_scale"] == 0.1 and config["init_from"] == simclr
+  assert config["total_steps"] == 2 and config["data"]["name"] == "digits"
+  scratch = []
+  for pct in (20, 50):
+    with open(os.path.join(work, f"finetune_scratch_{pct}pc", "results.json")) as f:
+      scratch.append(f"{json.load(f)['test_top1']:.4f}")
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  row = next(line for line in text.splitlines() if line.startswith("| scratch |"))
+  assert [cell.strip() for cell in row.strip("|").split("|")] == ["scratch", *scratch, "-", "-"]
+  assert "| raw pixels | - | - |" in text and "--fractions=0.2,0.5" in text and "--set=data.name=digits" in text
+  assert os.path.getsize(os.path.join(out, "transfer.png")) > 1000
+  capsys.readouterr()
+  assert transfer.main(args) == 0  # every fine-tuning run is found finished and reused
+  assert capsys.readouterr().out.count("already finished 2 steps") == 8
+  assert transfer.main([*args, "--set=optim.lr=0.1"]) == 2  # another recipe in the same workdirs: refused
+  assert "holds a run with other settings: optim.lr" in capsys.readouterr().err
+
+
+def test_metric_learning_refuses_bad_arguments(capsys):
+  assert metric_learning.main(["--set=total_steps"]) == 2
+  assert "--set takes KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_metric_learning_trains_three_runs_and_scores_them_beside_two_baselines(tiny_simclr_run, tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  tiny = ["data.name=digits", "total_steps=2", "checkpoint_every_steps=2", "eval_every_steps=2", "model.widths=(8,16)",
+          "batch_size=40"]
+  args = [f"--simclr={tiny_simclr_run}", f"--out={out}", f"--workdirs={work}", *(f"--set={s}" for s in tiny)]
+  assert metric_learning.main(args) == 0
+  assert sorted(os.listdir(work)) == ["siamese", "triplet_batch_hard", "triplet_batch_semi_hard"]
+  with open(os.path.join(work, "triplet_batch_semi_hard", "config.json")) as f:
+    config = json.load(f)
+  assert config["triplet"]["mining"] == "batch_semi_hard" and config["data"]["name"] == "digits"
+  with open(os.path.join(work, "siamese", "results.json")) as f:
+    siamese = json.load(f)
+  with open(os.path.join(out, "results.md")) as f:
+    text = f.read()
+  row = next(line for line in text.splitlines() if line.startswith("| siamese"))
+  assert f"| {siamese['recall_at_1']:.3f} |" in row and f"| {siamese['map_at_r']:.3f} |" in row
+  assert "| raw pixels (64-d) |" in text and "| frozen SimCLR encoder, all 10 classes unlabelled (step 4" in text
+  assert "held-out classes (5, 6, 7, 8, 9)" in text and "--set=data.name=digits" in text
+  assert os.path.getsize(os.path.join(out, "metric_learning.png")) > 1000
+  capsys.readouterr()
+  assert metric_learning.main(args) == 0  # the three runs are found finished, not trained again
+  assert capsys.readouterr().out.count("already finished 2 steps") == 3
