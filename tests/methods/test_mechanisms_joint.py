@@ -349,6 +349,27 @@ def test_dino_head_last_layer_is_weight_normalised():
   assert np.abs(np.asarray(out)).max() <= 1 + 1e-5  # unit bottleneck times unit columns: a cosine
 
 
+def test_dino_head_with_a_learned_norm_scales_each_unit_column_and_freezes_it_with_the_last_layer():
+  plan, state, batch = _setup("dino", **{"dino.norm_last_layer": False})  # freeze_last_layer_steps = 2 in the case
+  m = plan.method
+  head = state.params["head"]
+  np.testing.assert_array_equal(head["last_layer_g"], np.ones(m.head.num_prototypes, np.float32))  # g starts at 1
+  g = np.linspace(0.5, 3.0, m.head.num_prototypes).astype(np.float32)
+  feats = np.random.default_rng(0).normal(size=(5, m.encoder.feature_dim)).astype(np.float32)
+  unit = np.asarray(m.head.apply({"params": head}, feats), np.float64)  # g = 1: x_unit @ (V / ||V||)
+  out = np.asarray(m.head.apply({"params": {**head, "last_layer_g": g}}, feats), np.float64)
+  np.testing.assert_allclose(out, unit * g, rtol=1e-5, atol=1e-6)  # W[:, k] = g_k V[:, k] / ||V[:, k]||
+  s = state
+  for _ in range(3):
+    s, _ = _step(plan, jax.tree.map(jnp.asarray, s), batch)
+    if int(s.step) <= 2:  # the first two steps: V and g both frozen
+      np.testing.assert_array_equal(s.params["head"]["last_layer_g"], head["last_layer_g"])
+      np.testing.assert_array_equal(s.params["head"]["last_layer"], head["last_layer"])
+  assert np.abs(s.params["head"]["last_layer_g"] - 1).max() > 0  # then g learns
+  # With the default norm_last_layer there is no g at all.
+  assert "last_layer_g" not in _setup("dino")[1].params["head"]
+
+
 # ------------------------------------------------------------------------------------------------ MoCo v3
 
 

@@ -6,8 +6,9 @@ teacher: EMA copy -> g_t on the 2 global crops only (no gradient). With P_t = so
   loss = mean_b 1/(T (S - 1)) sum_{t, s != t} -sum_k P_t[b, k] log softmax_k(f_s[b] / tau_s)   (`losses.dino`)
 
 The DINO head is an MLP (Linear-GELU, Linear-GELU, Linear to a `bottleneck_dim` bottleneck), an L2
-normalisation and a weight-normalised last layer to `num_prototypes` outputs, W[:, k] = V[:, k] / ||V[:, k]||
-(the norm g fixed to 1: `norm_last_layer`), as in the authors' code. Collapse is avoided by the two
+normalisation and a weight-normalised last layer to `num_prototypes` outputs, W[:, k] = g_k V[:, k] / ||V[:, k]||,
+as in the authors' code: with `norm_last_layer` (their default) g is fixed to 1, so every output is a cosine;
+without it g is a learned [K] parameter (the authors' advice for ViT-S: better, if less stable). Collapse is avoided by the two
 operations on the teacher's outputs: centring, with the centre c an EMA of the mean teacher output over the
 global batch (`losses.dino_center`, momentum `center_momentum`, in `state.extra["center"]`), and
 sharpening, with the teacher temperature tau_t warmed up linearly from `warmup_teacher_temperature` to
@@ -19,7 +20,8 @@ steps (the paper's first epoch). The encoder is `model.encoder`, a ViT in the pa
 
 Config section `dino`: `num_prototypes`, `hidden_dim`, `bottleneck_dim`, `student_temperature`,
 `teacher_temperature`, `warmup_teacher_temperature`, `warmup_teacher_temperature_steps`,
-`center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `views` (a `MultiCropViews`).
+`center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `norm_last_layer`, `views` (a
+`MultiCropViews`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ssl_jax.methods import common
 
 SUITES = ("representation",)
 PARTS = ("encoder", "head")
+LAST_LAYER = ("last_layer", "last_layer_g")  # frozen for the first `freeze_last_layer_steps` steps
 
 
 def config() -> ml_collections.ConfigDict:
@@ -58,6 +61,7 @@ def config() -> ml_collections.ConfigDict:
       "tau_base": 0.996,
       "tau_final": 1.0,
       "freeze_last_layer_steps": 0,
+      "norm_last_layer": True,
       "views": views_lib.to_config(views_lib.DINO),
   })
 
@@ -75,12 +79,14 @@ class DINOHead(nn.Module):
     hidden_dim: width of the hidden layers.
     bottleneck_dim: width before the last layer.
     num_layers: linear layers of the MLP (3 in DINO).
+    norm_last_layer: fix the norm g of every last-layer column to 1 (else g is the parameter `last_layer_g`).
     dtype: compute dtype; the last layer and its normalisation run in float32.
   """
   num_prototypes: int
   hidden_dim: int = 2048
   bottleneck_dim: int = 256
   num_layers: int = 3
+  norm_last_layer: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -94,7 +100,11 @@ class DINOHead(nn.Module):
     x = x.astype(jnp.float32)
     x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     v = self.param("last_layer", init, (self.bottleneck_dim, self.num_prototypes), jnp.float32)
-    return x @ (v / jnp.linalg.norm(v, axis=0, keepdims=True))  # weight norm with g = 1
+    w = v / jnp.linalg.norm(v, axis=0, keepdims=True)  # weight norm: unit columns, times g
+    if not self.norm_last_layer:
+      # g starts at 1, as in the authors' code (`weight_g.data.fill_(1)`).
+      w = w * self.param("last_layer_g", nn.initializers.ones, (self.num_prototypes,), jnp.float32)
+    return x @ w
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +145,8 @@ def make(config, info) -> DINO:
                                               max(int(s.warmup_teacher_temperature_steps), 1))
   return DINO(
       encoder=common.make_encoder(config, info),
-      head=DINOHead(s.num_prototypes, s.hidden_dim, s.bottleneck_dim, dtype=dtype),
+      head=DINOHead(s.num_prototypes, s.hidden_dim, s.bottleneck_dim, norm_last_layer=bool(s.norm_last_layer),
+                    dtype=dtype),
       probe=OnlineProbe(info.num_classes) if config.eval.online_probe else None,
       tx=tx, schedule=schedule, tau=common.cosine_ema_schedule(s.tau_base, config.total_steps, s.tau_final),
       teacher_temperature=teacher_temperature, views=views, image_shape=tuple(info.image_shape),
@@ -179,9 +190,9 @@ def step(m: DINO, state: common.TrainState, batch) -> tuple[common.TrainState, d
   frozen = state.step < m.freeze_last_layer_steps
 
   def loss_fn(params):
-    last = params["head"]["last_layer"]
-    params = {**params, "head": {**params["head"], "last_layer": jnp.where(frozen, jax.lax.stop_gradient(last),
-                                                                            last)}}
+    head = params["head"]
+    params = {**params, "head": {**head, **{k: jnp.where(frozen, jax.lax.stop_gradient(head[k]), head[k])
+                                            for k in LAST_LAYER if k in head}}}
     feats, student_out, stats = forward(m, params, state.batch_stats, groups)
     student_out = student_out.reshape(-1, b, student_out.shape[-1])
     loss = dino(student_out, teacher_out, center, student_temperature=m.student_temperature,
@@ -192,7 +203,7 @@ def step(m: DINO, state: common.TrainState, batch) -> tuple[common.TrainState, d
   tau = m.tau(state.step)
   new_state, metrics = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
   head = new_state.params["head"]
-  head = {**head, "last_layer": jnp.where(frozen, state.params["head"]["last_layer"], head["last_layer"])}
+  head = {**head, **{k: jnp.where(frozen, state.params["head"][k], head[k]) for k in LAST_LAYER if k in head}}
   params = {**new_state.params, "head": head}
   student = {k: params[k] for k in PARTS}
   extra = {"teacher": {"params": common.ema(teacher["params"], student, tau), "batch_stats": teacher_stats},
