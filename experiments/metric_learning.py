@@ -60,10 +60,12 @@ def main(argv=None) -> int:
 
 def _run(args, parser) -> None:
   from ssl_jax import evaluate
+  from ssl_jax.errors import UserError
   from ssl_jax.evaluation.retrieval import plot_tsne, retrieval_metrics, tsne_points
   from ssl_jax.train import config as config_lib
   from ssl_jax.train import trainer
 
+  simclr_config = evaluate.read_run(args.simclr)  # the baseline run must be there before anything trains
   os.makedirs(args.out, exist_ok=True)
   rows, clouds = [], []
   held_out = config = None
@@ -72,6 +74,9 @@ def _run(args, parser) -> None:
     config = config_lib.load_config(os.path.join(ROOT, file) + (f":{arg}" if arg else ""))
     for item in args.set:
       config_lib.override(config, *item.split("=", 1))
+    if simclr_config.data.name != config.data.name:
+      raise UserError(f"the SimCLR run {args.simclr} trained on {simclr_config.data.name}, not on "
+                      f"{config.data.name}; pass --simclr=<a run on the dataset of the metric-learning runs>.")
     workdir = os.path.join(args.workdirs, name)
     t0 = time.time()
     results = trainer.train_and_evaluate(config, workdir)
@@ -88,10 +93,6 @@ def _run(args, parser) -> None:
   rows.insert(0, ("raw pixels (784-d)" if pixels.shape[1] == 784 else f"raw pixels ({pixels.shape[1]}-d)",
                   retrieval_metrics(pixels, held_out.labels), "-"))
   clouds.insert(0, ("raw pixels", pixels))
-  simclr_config = evaluate.read_run(args.simclr)
-  if simclr_config.data.name != config.data.name:
-    raise UserError(f"the SimCLR run {args.simclr} trained on {simclr_config.data.name}, not on {config.data.name}; "
-                    "pass --simclr=<a run on the dataset of the metric-learning runs>.")
   plan, state, step = evaluate.restore_run(args.simclr, simclr_config)
   feats = evaluate.encoder_features(plan, state, held_out.images)
   simclr_seconds = (_read_json(os.path.join(args.simclr, "results.json")) or {}).get("train_seconds")

@@ -333,9 +333,12 @@ def test_transfer_fine_tunes_from_both_runs_and_scratch_then_reuses_them(tiny_si
   assert "holds a run with other settings: optim.lr" in capsys.readouterr().err
 
 
-def test_metric_learning_refuses_bad_arguments(capsys):
+def test_metric_learning_refuses_bad_arguments(tmp_path, capsys):
   assert metric_learning.main(["--set=total_steps"]) == 2
   assert "--set takes KEY=VALUE" in capsys.readouterr().err
+  work = str(tmp_path / "work")
+  assert metric_learning.main([f"--simclr={tmp_path / 'none'}", f"--workdirs={work}", f"--out={tmp_path}"]) == 2
+  assert "No run found in" in capsys.readouterr().err and not os.path.exists(work)  # refused before any training
 
 
 @pytest.mark.slow
