@@ -114,7 +114,8 @@ def summarize(args, rows: list[dict], wall: float) -> str:
   for r in rows:
     seeds.setdefault((r["pooling"], r["bags"]), []).append(r)
   n_seeds = min(len(v) for v in seeds.values()) if seeds else 0
-  lines = [f"# MNIST-bags, mean bag size {args.mean_bag_size}: bag AUC, mean +- std (n - 1) over {n_seeds} seeds",
+  lines = [f"# MNIST-bags, mean bag size {args.mean_bag_size}: bag AUC, "
+           + (f"mean +- std (n - 1) over {n_seeds} seeds" if n_seeds > 1 else "one seed (no spread to report)"),
            "",
            f"Command: `python experiments/mil_benchmark.py --mean-bag-size {args.mean_bag_size} --steps {args.steps} "
            f"--encoder {args.encoder} --seeds {args.seeds}"
@@ -146,7 +147,7 @@ def summarize(args, rows: list[dict], wall: float) -> str:
       if aucs:
         mean, std = float(np.mean(aucs)), float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0
         stats[(pooling, b)] = (mean, std)
-        cells.append(f"{mean:.3f} +- {std:.3f}")
+        cells.append(f"{mean:.3f} +- {std:.3f}" if len(aucs) > 1 else f"{mean:.3f}")
       else:
         cells.append("-")
     lines.append(f"| {LABELS[pooling]} | " + " | ".join(cells) + " |")
