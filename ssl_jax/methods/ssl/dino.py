@@ -8,10 +8,10 @@ teacher: EMA copy -> g_t on the 2 global crops only (no gradient). With P_t = so
 The DINO head is an MLP (Linear-GELU, Linear-GELU, Linear to a `bottleneck_dim` bottleneck), an L2
 normalisation and a weight-normalised last layer to `num_prototypes` outputs, W[:, k] = g_k V[:, k] / ||V[:, k]||,
 as in the authors' code: with `norm_last_layer` (their default) g is fixed to 1, so every output is a cosine;
-without it g is a learned [K] parameter (the authors' advice for ViT-S: better, if less stable). Collapse is avoided by the two
-operations on the teacher's outputs: centring, with the centre c an EMA of the mean teacher output over the
-global batch (`losses.dino_center`, momentum `center_momentum`, in `state.extra["center"]`), and
-sharpening, with the teacher temperature tau_t warmed up linearly from `warmup_teacher_temperature` to
+without it g is a learned [K] parameter (what the authors use for ViT-S: better, if less stable). Collapse is
+avoided by the two operations on the teacher's outputs: centring, with the centre c an EMA of the mean teacher
+output over the global batch (`losses.dino_center`, momentum `center_momentum`, in `state.extra["center"]`),
+and sharpening, with the teacher temperature tau_t warmed up linearly from `warmup_teacher_temperature` to
 `teacher_temperature` over `warmup_teacher_temperature_steps` steps. The teacher's parameters are an EMA of
 the student's with the momentum rising from `tau_base` to `tau_final` on BYOL's cosine schedule
 (`common.cosine_ema_schedule`). The last layer gets no update for the first `freeze_last_layer_steps`
