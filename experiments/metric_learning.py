@@ -70,10 +70,7 @@ def _run(args, parser) -> None:
   rows, clouds = [], []
   held_out = config = None
   for name, (path, what) in RUNS.items():
-    file, _, arg = path.partition(":")
-    config = config_lib.load_config(os.path.join(ROOT, file) + (f":{arg}" if arg else ""))
-    for item in args.set:
-      config_lib.override(config, *item.split("=", 1))
+    config = config_lib.from_command([f"--config={path}", *(f"--config.{s}" for s in args.set)], cwd=ROOT)
     if simclr_config.data.name != config.data.name:
       raise UserError(f"the SimCLR run {args.simclr} trained on {simclr_config.data.name}, not on "
                       f"{config.data.name}; pass --simclr=<a run on the dataset of the metric-learning runs>.")

@@ -83,11 +83,7 @@ def _run(args, parser, fractions: list[float]) -> None:
   from ssl_jax.train import trainer
 
   def finetune_config(fraction: float):
-    config = config_lib.load_config(f"{CONFIG}:fraction={fraction}")
-    for item in args.set:
-      dotted, _, text = item.partition("=")
-      config_lib.override(config, dotted, text)
-    return config
+    return config_lib.from_command([f"--config={CONFIG}:fraction={fraction}", *(f"--config.{s}" for s in args.set)])
 
   os.makedirs(args.out, exist_ok=True)
   os.makedirs(args.workdirs, exist_ok=True)
