@@ -108,6 +108,12 @@ def summarize(args, rows: list[dict], wall: float) -> str:
   config = load_config(f"encoder={args.encoder},steps={args.steps},mean_bag_size={args.mean_bag_size}"
                        + (f",{args.config_args}" if args.config_args else ""))
   extra = f", config arguments `{args.config_args}`" if args.config_args else ""
+  attention_pooled = [p for p in args.poolings if p in ("attention", "gated_attention")]
+  if attention_pooled:
+    dropout = load_config(f"pooling={attention_pooled[0]},encoder={args.encoder}"
+                          + (f",{args.config_args}" if args.config_args else "")).mil.attention_dropout
+    extra = (f", dropout {dropout:g} on the attention MLP's hidden units" if dropout else
+             ", no dropout in the attention MLP") + extra
   shifts = (f", each training instance shifted at random by up to {config.mil.augment_shift} pixels"
             if config.mil.augment_shift else ", no augmentation")
   seeds = {}

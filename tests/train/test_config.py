@@ -141,6 +141,11 @@ def test_mil_mnist_bags_arguments_set_the_recipe():
   default = config_lib.load_config(path)
   assert (default.optim.name, default.mil.augment_shift, default.batch_size, default.total_steps) == (
       "adamw", 2, 16, 300)
+  # Dropout 0.25 in the attention MLP by default, only for the poolings that have one.
+  assert default.mil.pooling == "gated_attention" and default.mil.attention_dropout == 0.25
+  assert config_lib.load_config(path + ":pooling=attention").mil.attention_dropout == 0.25
+  assert config_lib.load_config(path + ":pooling=instance_max").mil.attention_dropout == 0.0
+  assert config_lib.load_config(path + ":attention_dropout=0").mil.attention_dropout == 0.0
   c = config_lib.load_config(path + ":optim=adam,shift=0,flip=0.5,attention_dropout=0.25,batch_size=4,steps=1200")
   config_lib.validate(c)
   assert (c.optim.name, c.optim.weight_decay, c.mil.augment_shift, c.mil.augment_flip) == ("adam", 1e-4, 0, 0.5)
