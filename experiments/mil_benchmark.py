@@ -108,7 +108,8 @@ def summarize(args, rows: list[dict], wall: float) -> str:
   config = load_config(f"encoder={args.encoder},steps={args.steps},mean_bag_size={args.mean_bag_size}"
                        + (f",{args.config_args}" if args.config_args else ""))
   extra = f", config arguments `{args.config_args}`" if args.config_args else ""
-  attention_pooled = [p for p in args.poolings if p in ("attention", "gated_attention")]
+  from ssl_jax.methods.mil.mil import ATTENTION_POOLINGS  # pylint: disable=g-import-not-at-top
+  attention_pooled = [p for p in args.poolings if p in ATTENTION_POOLINGS]
   if attention_pooled:
     dropout = load_config(f"pooling={attention_pooled[0]},encoder={args.encoder}"
                           + (f",{args.config_args}" if args.config_args else "")).mil.attention_dropout

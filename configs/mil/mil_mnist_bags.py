@@ -40,6 +40,7 @@ seeds 0-2): 0.913 and 0.916 with 100 bags.
 Every pooling: the MNIST-bags tables in README.md.
 """
 
+from ssl_jax.methods.mil.mil import ATTENTION_POOLINGS
 from ssl_jax.train.config import base_config, parse_arg
 
 
@@ -65,7 +66,7 @@ def get_config(arg=None):
   c.mil.augment_shift = arg.shift
   c.mil.augment_flip = arg.flip
   # -1: CLAM's 0.25 in the attention poolings' MLP (the other poolings have none to drop).
-  c.mil.attention_dropout = ((0.25 if arg.pooling in ("attention", "gated_attention") else 0.0)
+  c.mil.attention_dropout = ((0.25 if arg.pooling in ATTENTION_POOLINGS else 0.0)
                              if arg.attention_dropout < 0 else arg.attention_dropout)
   c.mil.target_class = 9
   c.mil.train_bags = arg.train_bags
