@@ -32,7 +32,9 @@ Changes tried on 2026-12-03 (one run each, 2 CPU cores, at times beside a test r
   * a learned norm for each last-layer column (`--config.dino.norm_last_layer=false`): 0.8692, kNN 0.8345, 565 s;
   * a faster teacher, EMA momentum 0.95 -> 1 (`--config.dino.tau_base=0.95`; the teacher of the 100-prototype run,
     probed in place of the student, scored 0.8661 against the student's 0.8722, so the slow teacher looked like the
-    bottleneck): 0.8676, kNN 0.8394, 594 s.
+    bottleneck): 0.8676, kNN 0.8394, 594 s;
+  * the 2 global crops only, as solo-learn's CIFAR recipe (`--config.dino.views.num_local=0`; 2 idle cores):
+    0.8699, kNN 0.8434, 460 s; RankMe rose to 109 at step 400 (73-78 with the local crops), the probe did not.
 RankMe stays at 68-83 of 512 dimensions in these runs, against 118-170 for BYOL and Barlow Twins.
 """
 
