@@ -35,7 +35,7 @@ Changes tried on 2026-12-03 (one run each, 2 CPU cores, at times beside a test r
     bottleneck): 0.8676, kNN 0.8394, 594 s;
   * the 2 global crops only, as solo-learn's CIFAR recipe (`--config.dino.views.num_local=0`; 2 idle cores):
     0.8699, kNN 0.8434, 460 s; RankMe rose to 109 at step 400 (73-78 with the local crops), the probe did not.
-RankMe stays at 68-83 of 512 dimensions in these runs, against 118-170 for BYOL and Barlow Twins.
+RankMe stays at 68-83 of 512 dimensions in the runs with local crops, against 118-170 for BYOL and Barlow Twins.
 """
 
 from ssl_jax.data import views
