@@ -1,6 +1,6 @@
 r"""Where the CPU training step loses to PyTorch: every convolution of the benchmark ConvNet, pass by pass.
 
-  python benchmarks/conv_layers.py [--batch 512] [--runs 9] [--markdown] [--json PATH]
+  python benchmarks/conv_layers.py [--batch 512] [--runs 9] [--cpu-devices N] [--markdown] [--json PATH]
 
 `benchmarks/train_step.py` times whole SimCLR steps; this script splits out their convolutions. For each 3x3
 convolution of the ConvNet (32, 64, 128) of the train-step table, on the 28x28x1 and the 32x32x3 rows (batch 512:
@@ -17,7 +17,9 @@ the two views of 256 images), it times the three passes a training step runs:
 Both sides get the same arrays (NHWC for JAX, NCHW for PyTorch, as each step holds them), the results are checked
 equal (relative error <= 1e-4) before timing, and the calls are timed interleaved after a warm-up, medians of
 `--runs` (`_timing.interleaved`). "JAX / PyTorch" is a speed ratio, as in train_step.py: below 1x JAX is
-slower. Results are in `benchmarks/README.md`.
+slower. The JAX arrays are sharded over the batch as the trainer shards them: over JAX's CPU devices, by default
+one per core (`--cpu-devices 1`: one device, how the step ran before 2026-12-03). Results are in
+`benchmarks/README.md`.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ def time_layer(batch: int, side: int, cin: int, cout: int, first: bool, runs: in
   x = rng.standard_normal((batch, side, side, cin), dtype=np.float32)
   k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
   g = rng.standard_normal((batch, side, side, cout), dtype=np.float32)
-  xj, kj, gj = jax.device_put(x), jax.device_put(k), jax.device_put(g)
+  from ssl_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  mesh = mesh_lib.make_mesh()
+  xj, gj = jax.device_put((x, g), mesh_lib.batch_sharded(mesh))
+  kj = jax.device_put(k, mesh_lib.replicated(mesh))
   xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
   kt = torch.from_numpy(k).permute(3, 2, 0, 1).contiguous()
   gt = torch.from_numpy(g).permute(0, 3, 1, 2).contiguous()
@@ -110,7 +115,14 @@ def main(argv=None) -> int:
   parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
   parser.add_argument("--markdown", action="store_true")
   parser.add_argument("--json", metavar="PATH")
+  parser.add_argument("--cpu-devices", type=int, default=0,
+                      help="JAX CPU devices, the batch sharded over them (default 0: one per core, as the trainer)")
   args = parser.parse_args(argv)
+  from ssl_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top
+  devices_config = base_config("simclr")
+  devices_config.batch_size, devices_config.distributed.cpu_devices = args.batch, args.cpu_devices
+  mesh_lib.setup_cpu_devices(devices_config)  # before JAX makes its devices
   threads = _timing.setup_torch_threads()
   import torch  # pylint: disable=g-import-not-at-top
 
@@ -129,11 +141,14 @@ def main(argv=None) -> int:
                     f"{r['gflop'] / r['jax_ms'] * 1e3:.0f}", f"{r['gflop'] / r['torch_ms'] * 1e3:.0f}"])
   print(_timing.format_table(headers, table, markdown=args.markdown, align_right=[False] * 3 + [True] * 6))
   info = _timing.machine_info()
+  import jax  # pylint: disable=g-import-not-at-top
   print(f"\nMachine: {_timing.format_machine(info)}; PyTorch oneDNN: {torch.backends.mkldnn.is_available()}; "
-        f"{threads} PyTorch threads. Batch {args.batch}, medians of {args.runs} interleaved calls.")
+        f"{threads} PyTorch threads; JAX on {jax.device_count()} CPU device(s), the batch sharded. Batch "
+        f"{args.batch}, medians of {args.runs} interleaved calls.")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"machine": info, "batch": args.batch, "runs": args.runs, "results": results}, f, indent=1)
+      json.dump({"machine": info, "batch": args.batch, "runs": args.runs, "jax_devices": jax.device_count(),
+                 "results": results}, f, indent=1)
   return 0
 
 

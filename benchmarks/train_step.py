@@ -159,7 +159,6 @@ class JaxStep:
 
   def _build(self, row: Row, batch_size: int, images: np.ndarray, labels: np.ndarray, package: str):
     import jax  # pylint: disable=g-import-not-at-top
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
     data = importlib.import_module(package + ".data")
     simclr = importlib.import_module(package + ".methods.ssl.simclr")
@@ -168,13 +167,20 @@ class JaxStep:
     config = make_config(row, batch_size)
     info = data.DatasetInfo(row.image_shape, 10, "train", "test", rgb=row.image_shape[-1] == 3)
     self.method = simclr.make(config, info)
-    self.state = jax.jit(functools.partial(simclr.init, self.method))(jax.random.PRNGKey(0))
-    self.batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
+    mesh_lib = importlib.import_module(package + ".train.mesh")
+    # As the trainer runs it: one data-parallel mesh over every device JAX sees (on CPU, one per core by
+    # default: `ssl_jax.train.mesh.setup_cpu_devices`), the state replicated and the batch sharded.
+    mesh = mesh_lib.make_mesh()
+    self.devices = mesh.devices.size
+    repl, sharded = mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)
+    self.state = jax.jit(functools.partial(simclr.init, self.method), out_shardings=repl)(jax.random.PRNGKey(0))
+    self.batch = jax.device_put({"image": np.asarray(images), "label": np.asarray(labels)}, sharded)
     jax.block_until_ready((self.state, self.batch))
     self.num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(
         {k: self.state.params[k] for k in ("encoder", "projector")}))
     t0 = time.perf_counter()
-    step = jax.jit(functools.partial(simclr.step, self.method), donate_argnums=0)
+    step = jax.jit(functools.partial(simclr.step, self.method), in_shardings=(repl, sharded),
+                   out_shardings=(repl, repl), donate_argnums=0)
     self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_s = time.perf_counter() - t0
     self.warm = False
@@ -264,6 +270,7 @@ class Result:
   steps: int
   jax_params: int
   torch_params: int
+  devices: int
   compile_s: float
   jax: _timing.Timing
   torch: _timing.Timing
@@ -311,8 +318,18 @@ def run_row(row: Row, batch_size: int, steps: int, seed: int, log, *, before: bo
       raise RuntimeError(f"The two JAX steps compute different losses ({jax_step.first_loss} and "
                          f"{before_step.first_loss}); the convolution's kernel gradient changed what is computed.")
   times = _timing.interleaved(timers, steps)
-  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.compile_s, times[0],
+  return Result(row, batch_size, steps, jax_step.num_params, torch_step.num_params, jax_step.devices,
+                jax_step.compile_s, times[0],
                 times[1], times[2] if before_step else None, jax_step.first_loss, torch_step.first_loss)
+
+
+def _devices_config(cpu_devices: int, batch_size: int):
+  """The two config fields `setup_cpu_devices` reads, for rows whose batches are all multiples of batch_size."""
+  from ssl_jax.train.config import base_config  # pylint: disable=g-import-not-at-top
+  c = base_config("simclr")
+  c.batch_size = batch_size
+  c.distributed.cpu_devices = cpu_devices
+  return c
 
 
 def _fmt_ips(x: float) -> str:
@@ -320,7 +337,7 @@ def _fmt_ips(x: float) -> str:
 
 
 def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Sequence[str]) -> str:
-  headers = ["model", "input", "batch", "params", "JAX img/s", "PyTorch img/s", "JAX / PyTorch",
+  headers = ["model", "input", "batch", "params", "JAX devices", "JAX img/s", "PyTorch img/s", "JAX / PyTorch",
              "before: XLA kernel grad img/s", "before / PyTorch", "JAX compile s"]
   rows = []
   for r in results:
@@ -328,9 +345,9 @@ def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Seque
         f"{r.jax_params / 1e6:.2f}M vs {r.torch_params / 1e6:.2f}M (!)")
     before = ([_fmt_ips(r.before_ips), f"{r.before_ips / r.torch_ips:.2f}x"] if r.before is not None
               else ["-", "-"])
-    rows.append([r.row.label, "x".join(map(str, r.row.image_shape)), str(r.batch_size), params,
+    rows.append([r.row.label, "x".join(map(str, r.row.image_shape)), str(r.batch_size), params, str(r.devices),
                  _fmt_ips(r.jax_ips), _fmt_ips(r.torch_ips), f"{r.ratio:.2f}x", *before, f"{r.compile_s:.1f}"])
-  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 8)
+  table = _timing.format_table(headers, rows, markdown=markdown, align_right=[False, False] + [True] * 9)
   steps = "/".join(sorted({str(r.steps) for r in results}, key=int))
   notes = [
       f"Machine: {_timing.format_machine(info)}.",
@@ -338,7 +355,8 @@ def render(results: Sequence[Result], info: dict, *, markdown: bool, argv: Seque
       "One SimCLR update per step: two augmented views of each image (random resized crop, flip, colour jitter, "
       "grayscale), encoder + projector forward on both views, NT-Xent, backward, AdamW. img/s counts each source "
       f"image once; medians of {steps} steps per side, timed interleaved after warm-up. "
-      "JAX: ssl_jax.methods.simclr.step under jax.jit (views made inside the step); "
+      "JAX: ssl_jax.methods.simclr.step under jax.jit (views made inside the step), the batch sharded over "
+      "JAX's CPU devices (`distributed.cpu_devices`: by default one per core); "
       "Before: the same JAX step with XLA's own convolution kernel gradient (SSL_JAX_CONV_KERNEL_GRAD=xla), "
       "timed in the same interleaved rounds. "
       "PyTorch: eager, benchmarks/_torch_models.py, "
@@ -511,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--image-size", type=int, default=None, help="--accelerator: image side (default 224)")
   parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
                       help="--accelerator: compute dtype (parameters stay float32)")
+  parser.add_argument("--cpu-devices", type=int, default=0,
+                      help="JAX CPU devices (the config's distributed.cpu_devices; default 0: one per core, as "
+                           "the trainer runs)")
   parser.add_argument("--no-before", action="store_true",
                       help="do not also time the step with XLA's own convolution kernel gradient")
   args = parser.parse_args(argv)
@@ -524,6 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   if args.accelerator:
     return main_accelerator(args, argv, log)
+  # As the trainer does before JAX makes its devices: on CPU, one device per core unless told otherwise.
+  from ssl_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  batches = [args.batch_size or (QUICK_BATCH[r.key] if args.quick else r.batch_size) for r in ROWS
+             if args.models is None or r.key in args.models]
+  mesh_lib.setup_cpu_devices(_devices_config(args.cpu_devices, int(np.gcd.reduce(batches))))
   if args.torch_threads is None:
     _timing.setup_torch_threads()
   else:
@@ -549,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open(args.json, "w") as f:
       json.dump({"machine": info, "argv": argv, "results": [{
           "model": r.row.label, "encoder": r.row.encoder, "input": list(r.row.image_shape),
-          "batch_size": r.batch_size, "steps": r.steps, "jax_params": r.jax_params, "torch_params": r.torch_params,
+          "batch_size": r.batch_size, "steps": r.steps, "jax_devices": r.devices, "jax_params": r.jax_params, "torch_params": r.torch_params,
           "jax_compile_s": r.compile_s, "jax_step_times_s": r.jax.times, "torch_step_times_s": r.torch.times,
           "jax_images_per_s": r.jax_ips, "torch_images_per_s": r.torch_ips, "ratio": r.ratio,
           "jax_first_loss": r.jax_first_loss, "torch_first_loss": r.torch_first_loss,

@@ -2,14 +2,17 @@ r"""The seed tutorial's experiment: the same small CNN on 5,000 labelled images 
 
   python experiments/baseline_vs_ssl.py [--dataset=fashion_mnist|cifar10] [--labels=5000] [--unlabelled=20000]
       [--seeds=0,1,2] [--out=experiments/results/baseline_vs_ssl] [--workdirs=workdirs/baseline_vs_ssl]
-      [--set=total_steps=600 ...]
+      [--set=total_steps=600 ...] [--ssl_from_baseline]
 
 One class-balanced split per seed: `--labels` labelled training images and `--unlabelled` other training images
 without their labels. Phase 1 trains the small ConvNet on the labelled images only
 (`configs/semi/supervised_fashion_mnist.py`); phase 2 trains the same ConvNet with FixMatch on both
 (`configs/semi/fixmatch_fashion_mnist.py`, `fixmatch.unlabelled`). Each phase shows a progress bar; finished
 runs are reused and interrupted ones resume; a workdir that holds a run of another recipe (other labels, another
-`--set`) is refused with the differing fields, never reused. Prints both test accuracies (mean +- std over the
+`--set`) is refused with the differing fields, never reused. With `--ssl_from_baseline` phase 2 starts from phase
+1's trained network (`init_from` its workdir, `init_params=all`: encoder and classifier) instead of from scratch,
+the tutorial's order read literally: train on the labelled images, then continue with SSL on both (its runs go to
+`ssl_from_baseline_seed<S>`, and the results files get the suffix `_from_baseline`). Prints both test accuracies (mean +- std over the
 seeds) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
 tutorial reports CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the
 TFDS `cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
@@ -38,11 +41,14 @@ _STEP = re.compile(r"step (\d+)/(\d+)")
 
 
 def phase_command(phase: str, path: str, section: str, *, labels: int, unlabelled: int, seed: int,
-                  workdir: str, dataset: str, data_dir: str | None, sets: list[str]) -> list[str]:
+                  workdir: str, dataset: str, data_dir: str | None, sets: list[str],
+                  init_from: str = "") -> list[str]:
   command = [sys.executable, "-m", "ssl_jax.main", f"--config={path}:labels={labels},label_seed={seed}",
              f"--workdir={workdir}", f"--config.seed={seed}", f"--config.data.name={dataset}"]
   if phase == "ssl":
     command.append(f"--config.{section}.unlabelled={unlabelled}")
+  if init_from:
+    command += [f"--config.init_from={init_from}", "--config.init_params=all"]
   if data_dir and dataset == "fashion_mnist":
     command.append(f"--config.data.data_dir={data_dir}")
   return command + [f"--config.{s}" for s in sets]
@@ -85,6 +91,8 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default="experiments/results/baseline_vs_ssl")
   parser.add_argument("--workdirs", default="workdirs/baseline_vs_ssl")
   parser.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+  parser.add_argument("--ssl_from_baseline", action="store_true",
+                      help="start the SSL phase from the baseline's trained network instead of from scratch")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="an override of a field both phases have, e.g. --set=total_steps=600 (repeatable)")
   args = parser.parse_args(argv)
@@ -101,9 +109,14 @@ def main(argv=None) -> int:
   accuracy = {phase: [] for phase, *_ in PHASES}
   for seed in seeds:
     for phase, what, path, section in PHASES:
-      workdir = os.path.join(args.workdirs, args.dataset, f"{phase}_seed{seed}")
+      warm = phase == "ssl" and args.ssl_from_baseline
+      workdir = os.path.join(args.workdirs, args.dataset, f"{phase}{'_from_baseline' if warm else ''}_seed{seed}")
+      if warm:
+        what += ", from the baseline's network"
+      init_from = os.path.join(args.workdirs, args.dataset, f"baseline_seed{seed}") if warm else ""
       command = phase_command(phase, path, section, labels=args.labels, unlabelled=args.unlabelled, seed=seed,
-                              workdir=workdir, dataset=args.dataset, data_dir=data_dir, sets=args.set)
+                              workdir=workdir, dataset=args.dataset, data_dir=data_dir, sets=args.set,
+                              init_from=init_from)
       try:  # a run of another recipe in the workdir is refused, never reused or resumed
         changes = trainer.resume_changes(config_lib.from_command(command, cwd=ROOT), workdir)
       except UserError as e:
@@ -133,17 +146,22 @@ def main(argv=None) -> int:
   gain, spread = ssl.mean() - base.mean(), max(std(base), std(ssl))
   verdict = ("SSL is ahead by more than the seed-to-seed spread" if gain > spread
              else "SSL is NOT ahead by more than the seed-to-seed spread")
+  ssl_name = "FixMatch from the baseline's network" if args.ssl_from_baseline else "FixMatch"
   lines = [f"Baseline ({args.labels} labelled only): {base.mean():.4f} ± {std(base):.4f}",
-           f"SSL (FixMatch, + {args.unlabelled} unlabelled): {ssl.mean():.4f} ± {std(ssl):.4f}",
+           f"SSL ({ssl_name}, + {args.unlabelled} unlabelled): {ssl.mean():.4f} ± {std(ssl):.4f}",
            f"Gain {gain:+.4f} against a spread of {spread:.4f} over seeds {args.seeds}: {verdict}."]
   print("\n".join(lines))
   os.makedirs(args.out, exist_ok=True)
   per_seed = "\n".join(f"| {s} | {b:.4f} | {x:.4f} |" for s, b, x in zip(seeds, base, ssl))
   command = (f"python experiments/baseline_vs_ssl.py --dataset={args.dataset} --labels={args.labels} "
-             f"--unlabelled={args.unlabelled} --seeds={args.seeds}" + "".join(f" --set={s}" for s in args.set))
-  with open(os.path.join(args.out, f"results_{args.dataset}.md"), "w") as f:
+             f"--unlabelled={args.unlabelled} --seeds={args.seeds}" + "".join(f" --set={s}" for s in args.set)
+             + (" --ssl_from_baseline" if args.ssl_from_baseline else ""))
+  name = args.dataset + ("_from_baseline" if args.ssl_from_baseline else "")
+  how = ("then with FixMatch on both, starting from the baseline's trained network" if args.ssl_from_baseline
+         else "and with FixMatch on both")
+  with open(os.path.join(args.out, f"results_{name}.md"), "w") as f:
     f.write(f"# Baseline versus SSL on {args.dataset}: {args.labels} labelled + {args.unlabelled} unlabelled\n\n"
-            "The same small ConvNet, trained on the labelled images only and with FixMatch on both; mean ± the sample "
+            f"The same small ConvNet, trained on the labelled images only {how}; mean ± the sample "
             "std (n - 1) over the seeds.\n\n"
             "| seed | baseline test top-1 | SSL test top-1 |\n| ---: | ---: | ---: |\n" + per_seed + "\n\n"
             + "\n".join(f"- {line}" for line in lines) + "\n\n"
@@ -156,14 +174,15 @@ def main(argv=None) -> int:
          color=["tab:gray", "tab:blue"])
   for x, v in zip((0, 1), (base.mean(), ssl.mean())):
     ax.text(x, v + 0.01, f"{v:.3f}", ha="center", fontsize=9)
-  ax.set_xticks([0, 1], [f"{args.labels} labelled\nonly", f"+ {args.unlabelled}\nunlabelled (FixMatch)"])
+  ax.set_xticks([0, 1], [f"{args.labels} labelled\nonly", f"+ {args.unlabelled}\nunlabelled (FixMatch"
+                         + (",\nfrom the baseline)" if args.ssl_from_baseline else ")")])
   ax.set_ylim(max(0.0, min(base.mean(), ssl.mean()) - 0.15), 1.0)
   ax.set_ylabel(f"{args.dataset} test top-1")
   ax.set_title(f"Baseline vs SSL ({len(seeds)} seeds)", fontsize=10)
   fig.tight_layout()
-  fig.savefig(os.path.join(args.out, f"baseline_vs_ssl_{args.dataset}.png"), dpi=110)
+  fig.savefig(os.path.join(args.out, f"baseline_vs_ssl_{name}.png"), dpi=110)
   plt.close(fig)
-  print(f"Wrote {args.out}/results_{args.dataset}.md and baseline_vs_ssl_{args.dataset}.png")
+  print(f"Wrote {args.out}/results_{name}.md and baseline_vs_ssl_{name}.png")
   return 0
 
 

@@ -251,6 +251,7 @@ def main(argv: list[str]) -> int:
   from ssl_jax.data import datasets
   from ssl_jax.train import mesh as mesh_lib
   from ssl_jax.train import reporting, trainer
+  mesh_lib.setup_cpu_devices(config)
   mesh_lib.initialize_distributed(config.distributed)
   dataset = fv.dataset or config.data.name
   if fv.dataset:

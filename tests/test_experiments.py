@@ -221,6 +221,21 @@ def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spre
   assert "--config=configs/semi/fixmatch_fashion_mnist.py:labels=5000,label_seed=1" in command
   assert "--config.fixmatch.unlabelled=20000" in command and "--config.data.name=cifar10" in command
   assert "--config.total_steps=10" in command and not any("data_dir" in c for c in command)
+  # --ssl_from_baseline: the SSL phase has its own workdirs and starts from the same seed's baseline network.
+  for seed, top1 in ((0, 0.87), (1, 0.88)):
+    workdir = os.path.join(work, "fashion_mnist", f"ssl_from_baseline_seed{seed}")
+    command = baseline_vs_ssl.phase_command(
+        "ssl", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch", labels=5000, unlabelled=20000, seed=seed,
+        workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[],
+        init_from=os.path.join(work, "fashion_mnist", f"baseline_seed{seed}"))
+    assert f"--config.init_from={work}/fashion_mnist/baseline_seed{seed}" in command
+    assert "--config.init_params=all" in command
+    _fake_run(workdir, 1200, {"test_top1": top1}, config=config_lib.from_command(command, cwd=ROOT))
+  assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}", "--ssl_from_baseline"]) == 0
+  printed = capsys.readouterr().out
+  assert "SSL (FixMatch from the baseline's network, + 20000 unlabelled): 0.8750" in printed
+  assert printed.count("reusing the finished run") == 4
+  assert os.path.exists(os.path.join(out, "results_fashion_mnist_from_baseline.md"))
   # A finished run of another recipe (here 1200 steps, not 3600; 5000 labels, not 1000) is refused, never reused.
   for other, field in (("--set=total_steps=3600", "total_steps=1200 in the workdir, 3600 now"),
                        ("--labels=1000", "supervised.labels=5000 in the workdir, 1000 now")):

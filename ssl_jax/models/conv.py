@@ -64,26 +64,48 @@ def _chunk_images(b: int, rows_per_image: int, columns: int, itemsize: int) -> i
   return max(d for d in range(1, min(b, fit) + 1) if b % d == 0)
 
 
+def _groups(b: int) -> int:
+  """How many groups of images the kernel gradient loops over side by side: one per device (when the batch
+  splits evenly), so that a batch sharded over the data-parallel mesh is looped over where it lies."""
+  n = jax.device_count()
+  return n if n > 1 and b % n == 0 else 1
+
+
 def _kernel_grad(xp, g, kernel_shape, strides):
-  """sum over b, y, x of patches(xp) outer g: [kh, kw, in, out] in float32, chunk by chunk of images."""
+  """sum over b, y, x of patches(xp) outer g: [kh, kw, in, out] in float32, chunk by chunk of images.
+
+  With several devices the batch is viewed as [groups, images per group], one group per device: under a
+  batch-sharded `jit` each device then loops over the chunks of its own images (a loop over chunks of the whole
+  batch would run the devices' chunks one after another), and the groups' sums are added once at the end.
+  """
   kh, kw, cin, cout = kernel_shape
   b, ho, wo, _ = g.shape
   sh, sw = strides
+  groups = _groups(b)
 
-  def patches_times_g(xc, gc):
+  def patches_times_g(xc, gc):  # [groups * n, ...] -> [groups, kh * kw * cin, cout]
     n = xc.shape[0]
     cols = [lax.slice(xc, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1))
             for i in range(kh) for j in range(kw)]
-    patches = (cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)).reshape(n * ho * wo, kh * kw * cin)
-    return jnp.dot(patches.T, gc.reshape(n * ho * wo, cout), preferred_element_type=jnp.float32)
+    patches = (cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1))
+    if groups == 1:
+      return jnp.dot(patches.reshape(n * ho * wo, kh * kw * cin).T, gc.reshape(n * ho * wo, cout),
+                     preferred_element_type=jnp.float32)[None]
+    rows = n // groups * ho * wo
+    return lax.dot_general(patches.reshape(groups, rows, kh * kw * cin), gc.reshape(groups, rows, cout),
+                           (((1,), (1,)), ((0,), (0,))), preferred_element_type=jnp.float32)
 
-  per = _chunk_images(b, ho * wo, kh * kw * cin, xp.dtype.itemsize)
-  if per == b:
-    return patches_times_g(xp, g)
-  chunks = (xp.reshape(b // per, per, *xp.shape[1:]), g.reshape(b // per, per, *g.shape[1:]))
+  per_group = b // groups
+  per = _chunk_images(per_group, ho * wo, kh * kw * cin, xp.dtype.itemsize)
+  if per == per_group:
+    return patches_times_g(xp, g).sum(0)
+  # [groups * chunks * per, ...] -> [chunks, groups * per, ...]: step c of the loop takes chunk c of every group.
+  def by_chunk(a):
+    a = a.reshape(groups, per_group // per, per, *a.shape[1:])
+    return jnp.swapaxes(a, 0, 1).reshape(per_group // per, groups * per, *a.shape[3:])
   dk, _ = lax.scan(lambda acc, xg: (acc + patches_times_g(*xg), None),
-                   jnp.zeros((kh * kw * cin, cout), jnp.float32), chunks)
-  return dk
+                   jnp.zeros((groups, kh * kw * cin, cout), jnp.float32), (by_chunk(xp), by_chunk(g)))
+  return dk.sum(0)
 
 
 def _bwd_with(strides, pads, res, g):

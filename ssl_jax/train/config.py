@@ -101,6 +101,10 @@ def common_config() -> ml_collections.ConfigDict:
   c.distributed.coordinator_address = ""
   c.distributed.num_processes = 0
   c.distributed.process_id = -1
+  # CPU only: XLA devices per process. XLA:CPU runs each convolution on one thread, so one device per core with the
+  # batch split over them (data parallel, as on GPUs) uses every core. 0 = one per core, as many as divide the
+  # batch (several processes: 1 each). A device count in XLA_FLAGS or JAX_NUM_CPU_DEVICES wins over this field.
+  c.distributed.cpu_devices = 0
   return c
 
 
@@ -339,6 +343,9 @@ def validate(config) -> None:
   if config.distributed.initialize not in ("auto", "yes", "no"):
     raise UserError("Config field `distributed.initialize` must be auto, yes or no, got "
                     f"{config.distributed.initialize!r}.")
+  if config.distributed.get("cpu_devices", 0) < 0:
+    raise UserError(f"Config field `distributed.cpu_devices` must be >= 0 (0 = one per CPU core), got "
+                    f"{config.distributed.cpu_devices}.")
   if config.eval.batch_size <= 0 or config.eval.monitor_examples <= 0:
     raise UserError("Config fields `eval.batch_size` and `eval.monitor_examples` must be positive.")
   if config.eval.train_examples < 0:

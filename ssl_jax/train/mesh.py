@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from absl import logging
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -56,6 +57,53 @@ def initialize_distributed(dist) -> None:
   except (RuntimeError, ValueError) as e:
     raise UserError(f"Multi-host start-up failed ({str(e).splitlines()[0]}); check the coordinator "
                     "address, the process count and that every process was started.") from e
+
+
+def cpu_cores() -> int:
+  """The CPU cores this process may run on (its affinity mask, e.g. under taskset or a SLURM allocation)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def auto_cpu_devices(batch_size: int, cores: int) -> int:
+  """One CPU device per core, or fewer: the largest count <= cores that divides the global batch."""
+  return max(d for d in range(1, max(1, min(cores, batch_size)) + 1) if batch_size % d == 0)
+
+
+def setup_cpu_devices(config) -> int | None:
+  """How many XLA CPU devices this process gets (`distributed.cpu_devices`); call before anything touches JAX.
+
+  XLA:CPU runs each convolution on a single thread, while PyTorch's oneDNN uses every core: on a 2-core machine
+  the convolutions of the benchmark ConvNet ran 1.75-1.84x faster with the batch split over two CPU devices, one
+  per core (benchmarks/README.md). So by default (0) every run on CPU gets one device per core, as many as divide the
+  global batch, and the trainer shards the batch over them as it does over GPUs: the same computation up to
+  float rounding. A count set in the environment (XLA_FLAGS `--xla_force_host_platform_device_count`,
+  JAX_NUM_CPU_DEVICES) wins over the config; the default also stays out of the way of multi-process runs (one
+  device per process, as before). On GPU and TPU the setting has no effect (the CPU devices are not used).
+  Returns the count set, or None when left to JAX.
+  """
+  requested = int(config.distributed.get("cpu_devices", 0))
+  if requested < 0:
+    raise UserError(f"Config field `distributed.cpu_devices` must be >= 0 (0 = one per CPU core), got {requested}.")
+  if _HOST_DEVICES_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices >= 0:
+    return None  # the environment (or an earlier call in this process) chose the count
+  if not requested:
+    if _wants_distributed(config.distributed):
+      return None
+    requested = auto_cpu_devices(config.batch_size, cpu_cores())
+  try:
+    jax.config.update("jax_num_cpu_devices", requested)
+  except RuntimeError:
+    # JAX made its devices already in this process (a notebook, a test): the count is a speed setting, not part
+    # of what is computed, so the run goes on on the devices there are (the start-up line says how many).
+    logging.info("distributed.cpu_devices=%d not applied: JAX's devices exist already in this process.", requested)
+    return None
+  return requested
+
+
+_HOST_DEVICES_FLAG = "xla_force_host_platform_device_count"
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:

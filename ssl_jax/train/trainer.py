@@ -319,7 +319,8 @@ def check_resume(config, workdir: str) -> None:
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Train `config.method` on `config.data`, checkpointing into `workdir`; return the results dict."""
-  mesh_lib.initialize_distributed(config.distributed)  # before anything touches the devices
+  mesh_lib.setup_cpu_devices(config)  # before anything touches the devices
+  mesh_lib.initialize_distributed(config.distributed)
   with StopSignal() as stop:
     plan = preflight(config)  # validates the config first
     prepare_workdir(workdir)

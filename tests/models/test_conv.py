@@ -89,3 +89,28 @@ def test_kernel_gradient_by_chunks_of_images_equals_the_formula(monkeypatch, b, 
   np.testing.assert_allclose(vjp(g)[0], _naive_kernel_grad(x, g, (3, 3, 8, 4), strides, pads), rtol=1e-4, atol=1e-4)
   plain = jax.vjp(lambda k_: conv2d(x, k_, strides=strides, padding=1, fast_kernel_grad=False), k)[1](g)[0]
   np.testing.assert_allclose(vjp(g)[0], plain, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_gradient_of_a_batch_sharded_over_devices_loops_where_the_images_lie(monkeypatch):
+  """With several devices the chunks are taken inside each device's part of the batch (one group per device):
+  under a batch-sharded jit the gradient equals the formula, and the compiled step gathers no images across
+  devices; the per-device sums meet in one all-reduce."""
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from ssl_jax.models import conv as conv_lib
+  from ssl_jax.train import mesh as mesh_lib
+  n = jax.device_count()
+  assert n == 8, "conftest gives the tests 8 CPU devices"
+  b = 3 * 2 * n  # 6 images per device: 2 chunks of 3 each
+  monkeypatch.setattr(conv_lib, "_PATCH_CHUNK_BYTES", 3 * 64 * 9 * 8 * 4)
+  assert conv_lib._groups(b) == n and conv_lib._groups(b + 1) == 1
+  mesh = mesh_lib.make_mesh()
+  x = jax.device_put(jax.random.normal(jax.random.key(0), (b, 8, 8, 8)), mesh_lib.batch_sharded(mesh))
+  k = jax.device_put(jax.random.normal(jax.random.key(1), (3, 3, 8, 4)), mesh_lib.replicated(mesh))
+  g = jax.device_put(jnp.cos(jax.random.normal(jax.random.key(2), (b, 8, 8, 4))), mesh_lib.batch_sharded(mesh))
+  grad = jax.jit(lambda x, k, g: jax.vjp(lambda k_: conv2d(x, k_, padding=1, fast_kernel_grad=True), k)[1](g)[0],
+                 out_shardings=mesh_lib.replicated(mesh))
+  np.testing.assert_allclose(grad(x, k, g), _naive_kernel_grad(x, g, (3, 3, 8, 4), (1, 1), ((1, 1), (1, 1))),
+                             rtol=1e-4, atol=1e-4)
+  hlo = grad.lower(x, k, g).compile().as_text()
+  assert "all-gather" not in hlo and "all-to-all" not in hlo
+  assert hlo.count("all-reduce(") == 1
