@@ -343,9 +343,6 @@ def validate(config) -> None:
   if config.distributed.initialize not in ("auto", "yes", "no"):
     raise UserError("Config field `distributed.initialize` must be auto, yes or no, got "
                     f"{config.distributed.initialize!r}.")
-  if config.distributed.get("cpu_devices", 0) < 0:
-    raise UserError(f"Config field `distributed.cpu_devices` must be >= 0 (0 = one per CPU core), got "
-                    f"{config.distributed.cpu_devices}.")
   if config.eval.batch_size <= 0 or config.eval.monitor_examples <= 0:
     raise UserError("Config fields `eval.batch_size` and `eval.monitor_examples` must be positive.")
   if config.eval.train_examples < 0:
