@@ -2,6 +2,12 @@ r"""MIL training throughput: padded batches of many bags against one bag per ste
 
     python benchmarks/mil_throughput.py [--encoder lenet_mil] [--batches 32,64] [--repeats 7] [--bags-per-repeat 128]
 
+On a machine without TensorFlow (an accelerator image that has JAX but not TFDS), write the digits here and
+read them there; the bags are drawn from them exactly as the `mnist5k` stream draws them:
+
+    python benchmarks/mil_throughput.py --export-npz digits.npz          # here: mnist5k's train split
+    python benchmarks/mil_throughput.py --images-npz digits.npz          # there
+
 The same model and the same jitted training step of `ssl_jax.methods.mil` (`configs/mil/mil_mnist_bags.py`:
 the paper's LeNet and gated attention, Adam) is run on MNIST-bags (mean bag size 10 +- 2):
 
@@ -36,6 +42,11 @@ def main(argv=None) -> int:
   p.add_argument("--batches", default="32,64", help="padded batch sizes to compare with batch size 1")
   p.add_argument("--repeats", type=int, default=7)
   p.add_argument("--bags-per-repeat", type=int, default=128)
+  p.add_argument("--images-npz", default="",
+                 help="read the training digits from this .npz (images uint8 [N, 28, 28, 1], labels [N]) instead "
+                      "of the TFDS builder, e.g. on a machine without TensorFlow; see --export-npz")
+  p.add_argument("--export-npz", default="", help="write the training digits of the config's data to this .npz "
+                                                  "and exit")
   args = p.parse_args(argv)
   batches = [int(b) for b in args.batches.split(",")]
 
@@ -51,10 +62,22 @@ def main(argv=None) -> int:
   config = module.get_config(f"pooling={args.pooling},encoder={args.encoder},train_bags=500")
   config.mil.test_bags = 1
   plan = trainer.preflight(config)
-  stream = trainer.load_stream(plan)
-  bags = stream.train_bags
-  images = stream._data.train.images  # pylint: disable=protected-access
-  from ssl_jax.data.streams import gather_bags  # pylint: disable=g-import-not-at-top
+  from ssl_jax.data.streams import draw_bags, gather_bags  # pylint: disable=g-import-not-at-top
+  if args.images_npz:
+    with np.load(args.images_npz) as f:
+      images, labels = f["images"], f["labels"]
+    spec = plan.spec  # the draw of `streams.BagStream` for the train split
+    bags = draw_bags(labels, num_bags=spec.num_train_bags, seed=(spec.bag_seed, 0), target_class=spec.target_class,
+                     mean_size=spec.mean_size, std_size=spec.std_size, max_size=spec.padded_size,
+                     positive_fraction=spec.positive_fraction)
+  else:
+    stream = trainer.load_stream(plan)
+    bags = stream.train_bags
+    images, labels = stream._data.train.images, stream._data.train.labels  # pylint: disable=protected-access
+    if args.export_npz:
+      np.savez_compressed(args.export_npz, images=np.asarray(images), labels=np.asarray(labels))
+      print(f"wrote {len(labels)} training images of {config.data.name} to {args.export_npz}")
+      return 0
   step = jax.jit(functools.partial(plan.module.step, plan.method), donate_argnums=0)
   state = jax.jit(functools.partial(plan.module.init, plan.method))(jax.random.PRNGKey(0))
 
@@ -91,8 +114,11 @@ def main(argv=None) -> int:
       per_bag[b].append((time.perf_counter() - start) / (len(data) * b))
   base = statistics.median(per_bag[1])
   load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+  dev = jax.devices()[0]
+  where = (f"{platform.machine()} CPU, {len(os.sched_getaffinity(0))} cores" if dev.platform == "cpu"
+           else f"{dev.device_kind} ({dev.platform})")
   print(f"MIL training throughput: {args.encoder} + {args.pooling}, MNIST-bags (mean 10 +- 2), "
-        f"{platform.machine()} CPU, {len(os.sched_getaffinity(0))} cores, load average {load:.1f}, "
+        f"{where}, load average {load:.1f}, "
         f"jax {jax.__version__}; {args.repeats} repeats of {args.bags_per_repeat} bags, median; warm-up "
         f"and compilation {compile_s:.0f} s")
   print()
@@ -101,7 +127,7 @@ def main(argv=None) -> int:
   for b in settings:
     med = statistics.median(per_bag[b])
     pad = "own length" if b == 1 else str(plan.spec.padded_size)
-    print(f"| {b} | {pad} | {med * 1e3:.2f} | {1 / med:.0f} | {base / med:.2f}x |")
+    print(f"| {b} | {pad} | {med * 1e3:.3g} | {1 / med:,.0f} | {base / med:.2f}x |")
   return 0
 
 

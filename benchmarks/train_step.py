@@ -28,7 +28,8 @@ With `--accelerator` it times the library's own steps on every device JAX sees (
 sharded, bfloat16 compute with float32 parameters, as the cluster configs run) for ResNet-50 SimCLR and BYOL at
 224x224 with ImageNet's augmentations and ViT-S/16 DINO (2 global crops of 224 and 10 local crops of 96, 65,536
 prototypes, as the paper's ViT-S run), and reports images/s and the model FLOPs utilisation: the step's FLOPs as
-XLA counts them (`compiled.cost_analysis()`, per device), divided by the step time and the device's peak dense
+XLA counts them in the step's HLO before compilation (`step_flops`, on the CPU, the same whatever runs the
+step: on a GPU the compiled module's count misses the cuDNN/cuBLAS calls), per device, divided by the step time and the device's peak dense
 bfloat16 FLOP/s (`PEAK_FLOPS`, by `device_kind`; no MFU where the peak is unknown, e.g. CPUs).
 
 The results of our last run are in `benchmarks/README.md`.
@@ -42,6 +43,7 @@ import functools
 import importlib
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -379,6 +381,47 @@ PEAK_FLOPS = {
 }
 
 
+def step_flops(row_label: str, global_batch: int, image_size: int, dtype: str) -> float:
+  """FLOPs of one whole (global-batch) step of an `ACCEL_ROWS` row, as XLA's cost analysis counts its HLO.
+
+  Counted in a CPU-only subprocess (`JAX_PLATFORMS=cpu`) on abstract shapes (nothing is allocated or compiled),
+  from the step's HLO before compilation, with XLA's own convolution gradients
+  (`ssl_jax.models.conv.KERNEL_GRAD_ENV`: the CPU's chunked kernel gradient is a loop whose body the analysis
+  counts once), so the count is the same whatever device runs the step. Not `compiled.cost_analysis()` on the
+  device: on a GPU the compiled module hands convolutions and matrix products to cuDNN / cuBLAS as custom calls,
+  which the analysis counts as 0 (an H200 gave 0.13 TFLOP for a ResNet-50 SimCLR step of 128 images at 224x224,
+  where this count gives 6.12; by hand, 256 views x 23.8 GFLOP forward and backward = 6.1), and the analysis of
+  the uncompiled module returned nothing there (jax 0.11.2).
+  """
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "", "SSL_JAX_CONV_KERNEL_GRAD": "xla"}
+  cmd = [sys.executable, os.path.abspath(__file__), "--count-flops", row_label, "--batch-size", str(global_batch),
+         "--image-size", str(image_size), "--dtype", dtype]
+  out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+  lines = [line for line in out.stdout.splitlines() if line.startswith("flops=")]
+  if out.returncode or not lines:
+    raise RuntimeError(f"counting the FLOPs of {row_label} failed:\n{out.stderr[-2000:]}")
+  return float(lines[-1].split("=", 1)[1])
+
+
+def _count_flops_main(row_label: str, global_batch: int, image_size: int, dtype: str) -> int:
+  """`--count-flops`: print flops=<FLOPs of one step> for a row (see `step_flops`; run under JAX_PLATFORMS=cpu)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from ssl_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
+  from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  row = next(r for r in ACCEL_ROWS if r.label == row_label)
+  module = METHODS[row.method]
+  method = module.make(accel_config(row, global_batch, image_size, dtype),
+                       DatasetInfo((image_size, image_size, 3), 1000, "train", "validation", rgb=True))
+  state = jax.eval_shape(lambda k: module.init(method, k), jax.random.key(0))
+  batch = {"image": jax.ShapeDtypeStruct((global_batch, image_size, image_size, 3), np.uint8),
+           "label": jax.ShapeDtypeStruct((global_batch,), np.int32)}
+  cost = jax.jit(functools.partial(module.step, method)).lower(state, batch).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  print(f"flops={float((cost or {}).get('flops', 0.0))!r}")
+  return 0
+
+
 @dataclasses.dataclass(frozen=True)
 class AccelRow:
   label: str
@@ -449,9 +492,7 @@ def run_accel_row(row: AccelRow, *, batch_per_device: int, image_size: int, step
   t0 = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float((cost or {}).get("flops", 0.0))
+  flops = step_flops(row.label, global_batch, image_size, dtype) / n
   for _ in range(2):
     state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
@@ -532,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--cpu-devices", type=int, default=0,
                       help="JAX CPU devices (the config's distributed.cpu_devices; default 0: one per core, as "
                            "the trainer runs)")
+  parser.add_argument("--count-flops", metavar="ROW", default=None, help=argparse.SUPPRESS)  # see step_flops
   parser.add_argument("--no-before", action="store_true",
                       help="do not also time the step with XLA's own convolution kernel gradient")
   args = parser.parse_args(argv)
@@ -543,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
+  if args.count_flops:
+    return _count_flops_main(args.count_flops, args.batch_size, args.image_size, args.dtype)
   if args.accelerator:
     return main_accelerator(args, argv, log)
   # As the trainer does before JAX makes its devices: on CPU, one device per core unless told otherwise.

@@ -214,11 +214,10 @@ def main(argv=None) -> int:
     p.error(f"unknown pooling {bad[0]!r}; use {', '.join(POOLINGS)}")
   os.makedirs(args.out, exist_ok=True)
 
-  import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_compilation_cache_dir", os.path.join(args.workdir, "jax_cache"))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-
+  # No persistent compilation cache here (this script had one until 2026-12-04): with it, on two XLA CPU
+  # devices (the trainer's default on a 2-core machine), the first step's all-reduce waited 40 s for the second
+  # device and XLA aborted the process, every time, on jax 0.10.2; without it the same runs train. A run
+  # compiles in a few seconds.
   t0 = time.perf_counter()
   rows = []
   seeds = range(args.first_seed, args.first_seed + args.seeds)

@@ -46,7 +46,7 @@ from ssl_jax.train.config import base_config, parse_arg
 
 def get_config(arg=None):
   arg = parse_arg(arg, pooling="gated_attention", train_bags=100, seed=0, mean_bag_size=10, steps=300,
-                  encoder="lenet_mil", clam_weight=0.0, optim="adamw", batch_size=16,
+                  encoder="lenet_mil", clam_weight=0.0, clam_top_k=1, optim="adamw", batch_size=16,
                   shift=2, flip=0.0, attention_dropout=-1.0, positive=-1.0)
   c = base_config("mil")
   c.seed = arg.seed
@@ -63,6 +63,7 @@ def get_config(arg=None):
 
   c.mil.pooling = arg.pooling
   c.mil.clam_weight = arg.clam_weight
+  c.mil.clam_top_k = arg.clam_top_k
   c.mil.augment_shift = arg.shift
   c.mil.augment_flip = arg.flip
   # -1: CLAM's 0.25 in the attention poolings' MLP (the other poolings have none to drop).
