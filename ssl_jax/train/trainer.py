@@ -23,6 +23,7 @@ trained or evaluated again.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -43,6 +44,12 @@ from ssl_jax.train import config as config_lib
 from ssl_jax.train import mesh as mesh_lib
 from ssl_jax.train import reporting
 from ssl_jax.train.checkpoint import Checkpointer
+
+# The host dispatches steps ahead of the devices; it waits for the step this many steps back before dispatching
+# more. Unbounded (only the log flush waited), two XLA CPU devices with a persistent compilation cache
+# (JAX_COMPILATION_CACHE_DIR) and log_every_steps=300 deadlocked: the first step's all-reduce waited 40 s for the
+# second device and XLA aborted the process (jax 0.10.2). A few steps ahead keep the devices as busy.
+MAX_STEPS_IN_FLIGHT = 4
 
 
 class NonFiniteLossError(UserError):
@@ -399,12 +406,16 @@ def _train(plan: Plan, workdir: str, checkpointer: Checkpointer, stop: StopSigna
       return fetched[-1]
 
     batches = data_lib.BatchIterator(stream.local_batch, start_step=start)
+    in_flight: collections.deque = collections.deque()
     try:
       done = start
       for step in range(start, config.total_steps):
         state, metrics = step_fn(state, data_lib.shard_batch(next(batches), plan.mesh))
         done = step + 1
         pending.append((done, metrics))
+        in_flight.append(metrics)
+        if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+          jax.block_until_ready(in_flight.popleft())
         stopping = stop.requested or checkpointer.reached_preemption(done)
         periodic = done % config.checkpoint_every_steps == 0
         if done % config.log_every_steps == 0 or periodic or stopping or done == config.total_steps:

@@ -212,3 +212,42 @@ def test_sigkill_loses_only_the_steps_since_the_last_checkpoint(tmp_path, refere
   np.testing.assert_allclose([got[s] for s in got], [reference[s] for s in got], rtol=1e-6)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     assert all(json.loads(line) for line in f), "no half-written row is left behind"
+
+
+def test_the_host_waits_for_the_step_max_steps_in_flight_back(tmp_path, monkeypatch):
+  """With nothing to log until the end, the host still waits for each step MAX_STEPS_IN_FLIGHT back.
+
+  Unbounded, two XLA CPU devices deadlocked in an all-reduce (XLA aborted the process after 40 s) when two runs
+  shared the cores or a persistent compilation cache was on: `test_concurrent_runs_on_two_cpu_devices_finish`.
+  """
+  waited = []
+  real = trainer.jax.block_until_ready
+
+  def spy(x):
+    waited.append(x)
+    return real(x)
+
+  monkeypatch.setattr(trainer.jax, "block_until_ready", spy)
+  trainer.train_and_evaluate(_config(log_every_steps=STEPS), str(tmp_path))
+  assert len(waited) == STEPS - trainer.MAX_STEPS_IN_FLIGHT
+
+
+@pytest.mark.slow
+def test_concurrent_runs_on_two_cpu_devices_finish(tmp_path):
+  """Two MNIST-bags runs at once, each on two CPU devices, nothing logged until the end: before the bound on the
+  steps in flight both aborted in XLA's rendezvous (40 s) every time on a 2-core machine."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  procs = []
+  for seed in (100, 101):
+    cmd = [sys.executable, "-m", "ssl_jax.main",
+           f"--config={ROOT}/configs/mil/mil_mnist_bags.py:pooling=attention,train_bags=50,seed={seed}",
+           f"--workdir={tmp_path / str(seed)}", "--config.log_every_steps=300", "--config.mil.test_bags=100",
+           "--config.distributed.cpu_devices=2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True))
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+    assert "bag AUC" in out
