@@ -25,6 +25,9 @@ def get_config():
   c = base_config("byol")
   c.total_steps = 4800
   c.batch_size = 64
+  # One CPU device: this step is not faster split over the cores (91 against 98 ms per step on 2 cores, 2026-12-04,
+  # `python benchmarks/cpu_devices.py`); the default, one device per core, helps convolution-heavy steps.
+  c.distributed.cpu_devices = 1
   c.checkpoint_every_steps = 1600
   c.eval_every_steps = 1600
   c.log_every_steps = 50

@@ -26,6 +26,9 @@ def get_config():
   c = base_config("vicreg")
   c.total_steps = 2400
   c.batch_size = 128
+  # One CPU device: this step is not faster split over the cores (206 against 236 ms per step on 2 cores, 2026-12-04,
+  # `python benchmarks/cpu_devices.py`); the default, one device per core, helps convolution-heavy steps.
+  c.distributed.cpu_devices = 1
   c.checkpoint_every_steps = 800
   c.eval_every_steps = 800
   c.log_every_steps = 50
