@@ -28,9 +28,9 @@ With `--accelerator` it times the library's own steps on every device JAX sees (
 sharded, bfloat16 compute with float32 parameters, as the cluster configs run) for ResNet-50 SimCLR and BYOL at
 224x224 with ImageNet's augmentations and ViT-S/16 DINO (2 global crops of 224 and 10 local crops of 96, 65,536
 prototypes, as the paper's ViT-S run), and reports images/s and the model FLOPs utilisation: the step's FLOPs as
-XLA counts them in the step's HLO before compilation (`step_flops`, on the CPU, the same whatever runs the
-step: on a GPU the compiled module's count misses the cuDNN/cuBLAS calls), per device, divided by the step time and the device's peak dense
-bfloat16 FLOP/s (`PEAK_FLOPS`, by `device_kind`; no MFU where the peak is unknown, e.g. CPUs).
+XLA counts them in the step's HLO before compilation (`step_flops`, on the CPU, the same whatever runs the step:
+on a GPU the compiled module's count misses the cuDNN/cuBLAS calls), per device, divided by the step time and the
+device's peak dense bfloat16 FLOP/s (`PEAK_FLOPS`, by `device_kind`; no MFU where the peak is unknown, e.g. CPUs).
 
 The results of our last run are in `benchmarks/README.md`.
 """

@@ -46,9 +46,9 @@ from ssl_jax.train import reporting
 from ssl_jax.train.checkpoint import Checkpointer
 
 # The host dispatches steps ahead of the devices; it waits for the step this many steps back before dispatching
-# more. Unbounded (only the log flush waited), two XLA CPU devices with a persistent compilation cache
-# (JAX_COMPILATION_CACHE_DIR) and log_every_steps=300 deadlocked: the first step's all-reduce waited 40 s for the
-# second device and XLA aborted the process (jax 0.10.2). A few steps ahead keep the devices as busy.
+# more. Unbounded (only the log flush waited; log_every_steps=300), two XLA CPU devices deadlocked whenever two runs
+# shared the cores or a persistent compilation cache (JAX_COMPILATION_CACHE_DIR) was on: an all-reduce waited 40 s
+# for the second device and XLA aborted the process (jax 0.10.2). A few steps ahead keep the devices as busy.
 MAX_STEPS_IN_FLIGHT = 4
 
 
