@@ -62,14 +62,11 @@ def main(argv=None) -> int:
   config = module.get_config(f"pooling={args.pooling},encoder={args.encoder},train_bags=500")
   config.mil.test_bags = 1
   plan = trainer.preflight(config)
-  from ssl_jax.data.streams import draw_bags, gather_bags  # pylint: disable=g-import-not-at-top
+  from ssl_jax.data.streams import draw_split_bags, gather_bags  # pylint: disable=g-import-not-at-top
   if args.images_npz:
     with np.load(args.images_npz) as f:
       images, labels = f["images"], f["labels"]
-    spec = plan.spec  # the draw of `streams.BagStream` for the train split
-    bags = draw_bags(labels, num_bags=spec.num_train_bags, seed=(spec.bag_seed, 0), target_class=spec.target_class,
-                     mean_size=spec.mean_size, std_size=spec.std_size, max_size=spec.padded_size,
-                     positive_fraction=spec.positive_fraction)
+    bags = draw_split_bags(plan.spec, labels, split=0)  # the stream's own draw of the train bags
   else:
     stream = trainer.load_stream(plan)
     bags = stream.train_bags

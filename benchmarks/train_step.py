@@ -407,12 +407,8 @@ def _count_flops_main(row_label: str, global_batch: int, image_size: int, dtype:
   """`--count-flops`: print flops=<FLOPs of one step> for a row (see `step_flops`; run under JAX_PLATFORMS=cpu)."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  from ssl_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
-  from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
   row = next(r for r in ACCEL_ROWS if r.label == row_label)
-  module = METHODS[row.method]
-  method = module.make(accel_config(row, global_batch, image_size, dtype),
-                       DatasetInfo((image_size, image_size, 3), 1000, "train", "validation", rgb=True))
+  module, method = accel_method(row, global_batch, image_size, dtype)
   state = jax.eval_shape(lambda k: module.init(method, k), jax.random.key(0))
   batch = {"image": jax.ShapeDtypeStruct((global_batch, image_size, image_size, 3), np.uint8),
            "label": jax.ShapeDtypeStruct((global_batch,), np.int32)}
@@ -466,21 +462,24 @@ def accel_config(row: AccelRow, global_batch: int, image_size: int, dtype: str):
   return c
 
 
-def run_accel_row(row: AccelRow, *, batch_per_device: int, image_size: int, steps: int, dtype: str, log) -> dict:
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
+def accel_method(row: AccelRow, global_batch: int, image_size: int, dtype: str):
+  """(method module, method) of a row: `accel_config` on ImageNet-shaped data."""
   from ssl_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
   from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  module = METHODS[row.method]
+  info = DatasetInfo((image_size, image_size, 3), 1000, "train", "validation", rgb=True)
+  return module, module.make(accel_config(row, global_batch, image_size, dtype), info)
+
+
+def run_accel_row(row: AccelRow, *, batch_per_device: int, image_size: int, steps: int, dtype: str, log) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+
   from ssl_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
 
   mesh = mesh_lib.make_mesh()
   n = mesh.devices.size
   global_batch = batch_per_device * n
-  module = METHODS[row.method]
-  config = accel_config(row, global_batch, image_size, dtype)
-  info = DatasetInfo((image_size, image_size, 3), 1000, "train", "validation", rgb=True)
-  method = module.make(config, info)
+  module, method = accel_method(row, global_batch, image_size, dtype)
   repl, sharded = mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)
   state = jax.jit(lambda k: module.init(method, k), out_shardings=repl)(jax.random.key(0))
   rng = np.random.default_rng(0)

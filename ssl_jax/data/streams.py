@@ -455,6 +455,13 @@ def draw_bags(labels: np.ndarray, *, num_bags: int, target_class: int, mean_size
           "instance_label": instance_label}
 
 
+def draw_split_bags(spec: "Bags", labels: np.ndarray, *, split: int) -> dict[str, np.ndarray]:
+  """The bags `BagStream` draws for split 0 (train: `spec.num_train_bags`) or 1 (test) over `labels`."""
+  return draw_bags(labels, num_bags=spec.num_train_bags if split == 0 else spec.num_test_bags,
+                   target_class=spec.target_class, mean_size=spec.mean_size, std_size=spec.std_size,
+                   max_size=spec.padded_size, seed=(spec.bag_seed, split), positive_fraction=spec.positive_fraction)
+
+
 def gather_bags(images, bags: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]:
   """The padded images of bags `rows`: zeros where the mask is False.
 
@@ -474,12 +481,8 @@ def gather_bags(images, bags: dict[str, np.ndarray], rows: np.ndarray) -> dict[s
 class BagStream(Stream):
 
   def __init__(self, spec: Bags, data: Data, batch_size: int, seed: int):
-    common = dict(target_class=spec.target_class, mean_size=spec.mean_size, std_size=spec.std_size,
-                  max_size=spec.padded_size, positive_fraction=spec.positive_fraction)
-    self.train_bags = draw_bags(data.train.labels, num_bags=spec.num_train_bags,
-                                seed=(spec.bag_seed, 0), **common)
-    self.test_bags = draw_bags(data.test.labels, num_bags=spec.num_test_bags, seed=(spec.bag_seed, 1),
-                               **common)
+    self.train_bags = draw_split_bags(spec, data.train.labels, split=0)
+    self.test_bags = draw_split_bags(spec, data.test.labels, split=1)
     self._spec, self._data, self._b, self._seed = spec, data, batch_size, seed
     self.groups = {"bags": batch_size}
     balance = f", {spec.positive_fraction:.0%} positive" if spec.positive_fraction else ""
