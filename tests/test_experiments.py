@@ -97,6 +97,10 @@ def test_mil_benchmark_reuses_runs_of_its_seeds_and_config_args_and_writes_the_t
   assert "| attention | 0.960 +- 0.014 |" in text and "| instance + max | 0.650 +- 0.071 |" in text
   assert "--first-seed 7 --bags 100 --poolings instance_max,attention --config-args optim=adam,shift=0" in text
   assert "optimizer `adam` (lr 0.0005, weight decay 0.0001), no augmentation, dropout 0.25 on the attention MLP's hidden units, config arguments `optim=adam,shift=0`" in text
+  # Every seed's AUC, and the attention pooling against the best baseline seed by seed.
+  assert "| pooling | seed 7 | seed 8 |" in text and "| attention | 0.950 | 0.970 |" in text
+  assert ("attention against the best baseline on the mean (instance + max), 100 bags: ahead on 2 of 2 seeds, mean "
+          "difference +0.310, median +0.310.") in text
   # A run of another recipe (an older run, before augment_shift existed: no shift, AdamW) is refused, not reused.
   with open(os.path.join(work, "mean10_lenet_mil_300steps_adam", "attention_bags100_seed7", "config.json"), "w") as f:
     json.dump({"batch_size": 16, "optim": {"name": "adamw", "lr": 5e-4, "weight_decay": 1e-4}, "mil": {}}, f)
