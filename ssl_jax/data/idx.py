@@ -55,6 +55,14 @@ IDX_FILES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+def _check_header(path: str, raw: bytes) -> None:
+  """Raise a one-sentence ValueError unless `raw` (a file's first bytes, decompressed) starts an IDX file."""
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+    raise ValueError(
+        f"{path} is not an IDX file: its header is {raw[:4]!r} but must be two zero bytes, a type "
+        "code and a rank; pass the original MNIST-format files.")
+
+
 def read_idx(path: str) -> np.ndarray:
   """Parse one IDX file (gzipped or not, detected from its first bytes) into a NumPy array.
 
@@ -65,10 +73,7 @@ def read_idx(path: str) -> np.ndarray:
     raw = f.read()
   if raw[:2] == b"\x1f\x8b":
     raw = gzip.decompress(raw)
-  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-    raise ValueError(
-        f"{path} is not an IDX file: its header is {raw[:4]!r} but must be two zero bytes, a type "
-        "code and a rank; pass the original MNIST-format files.")
+  _check_header(path, raw)
   dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
   shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
   offset = 4 + 4 * ndim
@@ -402,11 +407,16 @@ def _config(variant: str) -> IdxConfig:
 
 
 def _idx_length(path: str) -> int:
-  """The first dimension of an IDX file, read from its header only."""
+  """The first dimension of an IDX file, read from its header only (checked: it decides whether a prepared
+  copy is rebuilt, and a rebuild first deletes that copy)."""
   with open(path, "rb") as f:
     gz = f.read(2) == b"\x1f\x8b"
   with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
-    return int(struct.unpack(">I", f.read(8)[4:8])[0])
+    head = f.read(8)
+  _check_header(path, head)
+  if len(head) < 8:
+    raise ValueError(f"{path} is truncated or corrupt: it ends inside its header; download the file again.")
+  return int(struct.unpack(">I", head[4:8])[0])
 
 
 def _fingerprint(files: dict[str, tuple[str, str]]) -> str:

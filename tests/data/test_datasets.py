@@ -113,6 +113,15 @@ def test_idx_builder_reuses_then_rebuilds_when_files_change(tiny_idx, tfds_dir, 
   ds = D.load_arrays("fashion_mnist", "test", data_dir=str(copy), tfds_data_dir=tfds_dir)
   np.testing.assert_array_equal(ds.images[..., 0], new_images)
   np.testing.assert_array_equal(ds.labels, [1, 2, 3])
+  # Files that are not IDX files are refused before a rebuild, which would first delete the prepared copy.
+  bad = tmp_path / "not_idx"
+  bad.mkdir()
+  for name in os.listdir(root):
+    (bad / name).write_text("these are not IDX files\n")
+  with pytest.raises(ValueError, match="is not an IDX file"):
+    D.load_arrays("fashion_mnist", "test", data_dir=str(bad), tfds_data_dir=tfds_dir)
+  kept = idx.IdxImages(config="fashion_mnist", data_dir=tfds_dir)
+  assert kept.is_prepared() and kept.info.splits["test"].num_examples == 3
 
 
 @pytest.mark.skipif(not HAVE_FMNIST, reason=(
