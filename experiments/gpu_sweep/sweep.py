@@ -10,12 +10,10 @@ TensorFlow: the dataset's arrays come from an .npz file written here (`--export`
   python experiments/gpu_sweep/sweep.py OUT.jsonl .gpu/fmnist.npz \
       'configs/ssl/barlow_twins_fashion_mnist.py|optim.lr=0.003|seed=1' ...   # there; one JSON line per run
 
-Overrides are `dotted.name=value`, the value a Python literal (else a string), applied after `get_config()`.
+Overrides are `dotted.name=value`, parsed as the field's type like `--config.dotted.name=value`.
 `experiments/gpu_sweep/sweep1.sh` and `sweep2.sh` are the two device calls of 2026-12-04
 (`experiments/results/ssl_gpu_sweep/`).
 """
-import ast
-import importlib.util
 import json
 import os
 import sys
@@ -62,6 +60,7 @@ sys.modules["clu.metric_writers"] = mw
 sys.path.insert(0, os.getcwd())
 import ssl_jax.data as data_lib  # noqa: E402
 from ssl_jax.data import datasets  # noqa: E402
+from ssl_jax.train import config as config_lib  # noqa: E402
 from ssl_jax.train import trainer  # noqa: E402
 
 OUT, NPZ = sys.argv[1], sys.argv[2]
@@ -80,32 +79,17 @@ datasets.load_arrays = load_arrays
 
 
 def load_config(spec):
-  parts = spec.split("|")
-  path, arg = parts[0], None
-  if ":" in path:
-    path, arg = path.split(":", 1)
-  s = importlib.util.spec_from_file_location("cfg", path)
-  mod = importlib.util.module_from_spec(s)
-  s.loader.exec_module(mod)
-  c = mod.get_config(arg) if arg is not None else mod.get_config()
-  for p in parts[1:]:
-    k, v = p.split("=", 1)
-    try:
-      v = ast.literal_eval(v)
-    except Exception:  # noqa: BLE001
-      pass
-    node = c
-    keys = k.split(".")
-    for kk in keys[:-1]:
-      node = node[kk]
-    node[keys[-1]] = v
+  """`FILE.py[:arg]|a.b=v|...`: the config file, then each override parsed as its field's type (as the CLI does)."""
+  path, *overrides = spec.split("|")
+  c = config_lib.load_config(path)
+  for o in overrides:
+    config_lib.override(c, *o.split("=", 1))
   return c
 
 
 for i, spec in enumerate(sys.argv[3:]):
   c = load_config(spec)
   if os.environ.get("SWEEP_DRY"):
-    from ssl_jax.train import config as config_lib
     config_lib.validate(c)
     print("ok", spec)
     continue
