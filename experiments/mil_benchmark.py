@@ -182,13 +182,14 @@ def summarize(args, rows: list[dict], wall: float) -> str:
       baselines = [p for p in args.poolings if p not in ATTENTION_POOLINGS and (p, b) in stats]
       if attention_pooled and baselines:
         best = max(baselines, key=lambda p: stats[(p, b)][0])
+        base = by_seed[(best, b)]
         for pooling in attention_pooled:
-          pairs = [(v[s], by_seed[(best, b)][s]) for v in [by_seed.get((pooling, b), {})] for s in v
-                   if s in by_seed[(best, b)]]
-          if pairs:
+          ours = by_seed.get((pooling, b), {})
+          diffs = [ours[s] - base[s] for s in ours if s in base]
+          if diffs:
             lines.append(f"\n{LABELS[pooling]} against the best baseline on the mean ({LABELS[best]}), {b} bags: "
-                         f"ahead on {sum(a > c for a, c in pairs)} of {len(pairs)} seeds, mean difference "
-                         f"{np.mean([a - c for a, c in pairs]):+.3f}, median {np.median([a - c for a, c in pairs]):+.3f}.")
+                         f"ahead on {sum(d > 0 for d in diffs)} of {len(diffs)} seeds, mean difference "
+                         f"{np.mean(diffs):+.3f}, median {np.median(diffs):+.3f}.")
   plot(args, stats)
   return "\n".join(lines) + "\n"
 
