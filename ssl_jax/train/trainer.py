@@ -30,6 +30,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -253,6 +254,19 @@ def pretrained_parts(config, mesh) -> dict | None:
           "batch_stats": {p: state.batch_stats[p] for p in parts if p in state.batch_stats}}
 
 
+def jit_init(plan: Plan, repl) -> Callable:
+  """`init(rng, pretrained) -> state`, jitted with the state replicated by `repl`."""
+  return jax.jit(lambda rng, pre: plan.module.init(plan.method, rng, pre), out_shardings=repl)
+
+
+def jit_step(plan: Plan, repl, sharded) -> Callable:
+  """`step(state, batch) -> (state, metrics)`, jitted as training runs it: the state replicated by `repl` and
+  donated, the batch split by `sharded`. (The tests jit the step through this too, so their 8-device programs
+  are the training run's, read back from the persistent compilation cache.)"""
+  return jax.jit(functools.partial(plan.module.step, plan.method), donate_argnums=0,
+                 in_shardings=(repl, sharded), out_shardings=(repl, repl))
+
+
 def create_or_restore(plan: Plan, checkpointer: Checkpointer) -> tuple[Any, int | None]:
   """The newest checkpoint that restores (state, step), or a fresh state placed replicated on the mesh."""
   restored = checkpointer.restore_latest(plan.abstract_state,
@@ -260,8 +274,7 @@ def create_or_restore(plan: Plan, checkpointer: Checkpointer) -> tuple[Any, int 
   if restored is not None:
     return restored
   pretrained = pretrained_parts(plan.config, plan.mesh)
-  init = jax.jit(lambda rng, pre: plan.module.init(plan.method, rng, pre), out_shardings=plan.repl)
-  return init(jax.random.PRNGKey(plan.config.seed), pretrained), None
+  return jit_init(plan, plan.repl)(jax.random.PRNGKey(plan.config.seed), pretrained), None
 
 
 def _check_finite(step: int, metrics: dict[str, Any], last_good: int | None, checkpointer) -> None:
@@ -386,8 +399,7 @@ def _train(plan: Plan, workdir: str, checkpointer: Checkpointer, stop: StopSigna
     raise _stopped(stop, what, checkpointer, done)
 
   if start < config.total_steps:
-    step_fn = jax.jit(functools.partial(plan.module.step, plan.method), donate_argnums=0,
-                      in_shardings=(plan.repl, plan.sharded), out_shardings=(plan.repl, plan.repl))
+    step_fn = jit_step(plan, plan.repl, plan.sharded)
     progress = reporting.Progress(total=config.total_steps, initial=start, enabled=is_main,
                                   every=config.log_every_steps)
     say = progress.write

@@ -6,7 +6,6 @@
 * one step on 8 devices equals one step on 1 device (metrics, parameters, statistics, extra state).
 """
 
-import functools
 import json
 import os
 import signal
@@ -114,13 +113,9 @@ def test_eight_devices_equal_one_device(method):
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = mesh_lib.make_mesh(devices)
     repl, sharded = mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh)
-    state = jax.jit(lambda rng, pre: plan.module.init(plan.method, rng, pre), out_shardings=repl)(
-        jax.random.PRNGKey(config.seed), None)
-    # Init and step jitted exactly as the trainer jits them (`create_or_restore`; the step donates the state), so
-    # on 8 devices they are the smoke run's compiled programs, read back from the persistent compilation cache.
-    step = jax.jit(functools.partial(plan.module.step, plan.method), donate_argnums=0,
-                   in_shardings=(repl, sharded), out_shardings=(repl, repl))
-    state, metrics = step(state, data_lib.shard_batch(batch, mesh))
+    # Jitted by the trainer's own functions: on 8 devices these are the smoke run's compiled programs.
+    state = trainer.jit_init(plan, repl)(jax.random.PRNGKey(config.seed), None)
+    state, metrics = trainer.jit_step(plan, repl, sharded)(state, data_lib.shard_batch(batch, mesh))
     outs.append(jax.device_get((metrics, state)))
   (m1, s1), (m8, s8) = outs
   assert len(jax.devices()) == 8
