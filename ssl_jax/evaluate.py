@@ -161,7 +161,7 @@ def feature_protocol(plan, state, protocol: str, train, test, *, seed: int, log=
   num_classes = max(train.num_classes, test.num_classes)
   if protocol == "linear_probe":
     r = linear_probe(tr, train.labels, te, test.labels, num_classes=num_classes, mesh=plan.mesh,
-                     epochs=c.probe_epochs, seed=seed)
+                     epochs=c.probe_epochs, min_steps=c.probe_min_steps, seed=seed)
     return {"linear_probe_top1": r.top1, "weight_decay": r.best_weight_decay}
   if protocol == "knn":
     return {"knn_top1": knn_accuracy(tr, train.labels, te, test.labels, num_classes=num_classes, k=c.knn_k,

@@ -48,7 +48,7 @@ from ssl_jax.train.config import base_config, parse_arg
 def get_config(arg=None):
   arg = parse_arg(arg, pooling="gated_attention", train_bags=100, seed=0, mean_bag_size=10, steps=300,
                   encoder="lenet_mil", clam_weight=0.0, clam_top_k=1, optim="adamw", batch_size=16,
-                  shift=2, flip=0.0, attention_dropout=-1.0, positive=-1.0)
+                  shift=2, flip=0.0, attention_dropout=-1.0, positive=-1.0, weight_decay=1e-4)
   c = base_config("mil")
   c.seed = arg.seed
   c.total_steps = arg.steps
@@ -84,7 +84,7 @@ def get_config(arg=None):
   c.optim.scale_lr_with_batch = False
   c.optim.warmup_steps = 0
   c.optim.end_lr_factor = 1.0
-  c.optim.weight_decay = 1e-4
+  c.optim.weight_decay = arg.weight_decay
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   return c

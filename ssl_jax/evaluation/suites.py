@@ -165,13 +165,15 @@ def representation_final(ctx: Context, state) -> dict[str, float]:
   ctx.log(f"Extracted features {tr.shape} + {te.shape} in {time.perf_counter() - t0:.1f}s; fitting probes.")
   c = ctx.config
   out = {"linear_probe_top1": linear_probe(tr, train.labels, te, test.labels, num_classes=train.num_classes,
-                                           mesh=ctx.mesh, epochs=c.probe_epochs, seed=ctx.seed).top1,
+                                           mesh=ctx.mesh, epochs=c.probe_epochs, min_steps=c.probe_min_steps,
+                                           seed=ctx.seed).top1,
          "knn_top1": knn_accuracy(tr, train.labels, te, test.labels, num_classes=train.num_classes,
                                   k=c.knn_k, temperature=c.knn_temperature, mesh=ctx.mesh)}
   if c.pixel_baseline and _pixels_fit(ctx, train.images, test.images):
     out["pixel_linear_probe_top1"] = linear_probe(
         _pixels(train.images), train.labels, _pixels(test.images), test.labels,
-        num_classes=train.num_classes, mesh=ctx.mesh, epochs=c.probe_epochs, seed=ctx.seed).top1
+        num_classes=train.num_classes, mesh=ctx.mesh, epochs=c.probe_epochs, min_steps=c.probe_min_steps,
+        seed=ctx.seed).top1
   return {k: float(v) for k, v in out.items()}
 
 

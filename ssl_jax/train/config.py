@@ -93,6 +93,7 @@ def common_config() -> ml_collections.ConfigDict:
   c.eval.knn_k = 20
   c.eval.knn_temperature = 0.07
   c.eval.probe_epochs = 20        # linear probe passes over the training features
+  c.eval.probe_min_steps = 1000   # ... and at least this many optimizer steps (more passes on small sets)
   c.eval.batch_size = 1000        # rows per prediction call during evaluation (instances, for bags)
   c.eval.train_examples = 0       # the final suites' training features: a seeded subset of this size; 0 = all
 

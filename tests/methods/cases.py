@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Shared by every case: seconds-long runs on the 1,500 8x8 digits.
 TINY = {"data.name": "digits", "total_steps": 12, "checkpoint_every_steps": 4, "log_every_steps": 1,
         "eval_every_steps": 6, "model.widths": (8, 16), "eval.monitor_examples": 300,
-        "eval.probe_epochs": 2, "eval.batch_size": 256, "eval.pixel_baseline": False, "optim.warmup_steps": 2}
+        "eval.probe_epochs": 2, "eval.probe_min_steps": 20,
+        "eval.batch_size": 256, "eval.pixel_baseline": False, "optim.warmup_steps": 2}
 
 CASES = {
     "simclr": ("configs/ssl/simclr_digits_tiny.py", {"batch_size": 32}),

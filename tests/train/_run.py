@@ -37,9 +37,21 @@ def free_port(lo: int | None = None, hi: int | None = None) -> int:
   raise RuntimeError(f"no free port in [{lo}, {hi}]")
 
 
+def xla_flags(devices: int | None = None) -> str:
+  """This process's XLA_FLAGS with the CPU device count replaced by `devices` (None: removed).
+
+  The other flags stay, so a subprocess compiles as the tests do (conftest's LLVM level) and shares their
+  persistent compilation cache."""
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  if devices is not None:
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+  return " ".join(flags)
+
+
 def cpu_env(devices: int, **more) -> dict[str, str]:
   """This environment with `devices` CPU devices per process (and `more` variables)."""
   env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["XLA_FLAGS"] = xla_flags(devices)
   env.update(more)
   return env

@@ -16,7 +16,7 @@ import pytest
 from ssl_jax.errors import UserError
 from ssl_jax.train import mesh as mesh_lib
 from ssl_jax.train.config import base_config
-from tests.train._run import ROOT, losses, run_main
+from tests.train._run import ROOT, losses, run_main, xla_flags
 
 CHILD = """
 import os, sys, json
@@ -36,7 +36,8 @@ print(json.dumps({{"chosen": chosen, "devices": jax.device_count(), "cores": mes
 def _child(*, batch: int, requested: int = 0, cores: int = 0, **env_vars) -> dict:
   """What `setup_cpu_devices` does in a fresh process whose environment sets no device count of its own."""
   import json
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+  env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+  env["XLA_FLAGS"] = xla_flags()  # no device count: the config's field chooses it
   env.update(env_vars)
   out = subprocess.run([sys.executable, "-c", CHILD.format(batch=batch, requested=requested, cores=cores)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -90,7 +91,8 @@ def test_a_bad_count_is_one_sentence_and_a_late_one_changes_nothing(monkeypatch)
 def test_a_run_on_two_cpu_devices_trains_what_it_trains_on_one(tmp_path):
   """The command line with the default device setting: the log names the devices, and two CPU devices give the
   losses of one (the batch, BatchNorm statistics and NT-Xent are global; only the float rounding differs)."""
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+  env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+  env["XLA_FLAGS"] = xla_flags()  # no device count: the config's field chooses it
   args = ("--config.total_steps=6", "--config.log_every_steps=1", "--config.eval_every_steps=0",
           "--config.eval.final=false", "--config.checkpoint_every_steps=6")
   by_count = {}
