@@ -5,7 +5,8 @@
   uninterrupted one loss for loss; SIGKILL loses at most the steps since the last checkpoint;
 * a damaged newest checkpoint is moved aside with one warning and the run resumes from the one before;
 * a resumed run with other training settings is refused; a finished run is neither trained nor evaluated
-  again.
+  again;
+* a checkpoint save on CPU devices compiles no XLA program.
 
 The signals are sent by the process to itself from inside the phase under test (deterministic moments).
 """
@@ -172,6 +173,33 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, monk
   assert "the checkpoint at step 10 is damaged" in warnings[0] and "resuming from step 8" in warnings[0]
   moved = os.path.join(workdir, "checkpoints_damaged", "10")
   assert moved in warnings[0] and os.path.isdir(moved), "the damaged files are kept, not deleted"
+
+
+def test_a_save_on_cpu_devices_compiles_nothing_and_restores_every_value(tmp_path):
+  """Orbax's default outside GPUs cuts every replicated array into one slice per device, each cut an XLA
+  compilation (80 for a tiny model's first save); on CPU devices the checkpointer writes whole shards."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  repl = mesh_lib.replicated(mesh_lib.make_mesh(jax.devices()))
+  # Shapes no other test saves (so no slicing program is in memory already), each with an axis that 8 divides
+  # (where orbax would slice).
+  state = {"w": jax.device_put(np.arange(7 * 88 * 3, dtype=np.float32).reshape(7, 88, 3), repl),
+           "b": jax.device_put(np.arange(232, dtype=np.float32), repl)}
+  checkpointer = Checkpointer(str(tmp_path))
+  compiled = []  # programs compiled, or asked of the persistent compilation cache (where they may already be)
+  asked = lambda event, **kw: compiled.append(event) if event.endswith("compile_requests_use_cache") else None
+  built = lambda event, secs, **kw: compiled.append(event) if event.endswith("backend_compile_duration") else None
+  jax.monitoring.register_event_listener(asked)
+  jax.monitoring.register_event_duration_secs_listener(built)
+  try:
+    checkpointer.save(1, state, wait=True)
+  finally:
+    jax.monitoring.unregister_event_listener(asked)
+    jax.monitoring.unregister_event_duration_listener(built)
+  assert len(jax.devices()) == 8 and not compiled, compiled
+  restored = checkpointer.restore(jax.eval_shape(lambda: state))
+  jax.tree.map(np.testing.assert_array_equal, restored, jax.device_get(state))
 
 
 def test_resume_with_other_training_settings_is_refused(tmp_path):
