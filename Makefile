@@ -37,11 +37,11 @@ run: install data
 	$(PY) -m ssl_jax.main --config=$(CONFIG) --workdir=$(WORKDIR) --config.data.data_dir=$(FMNIST_DIR)
 
 test: install
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 # The end-to-end runs marked slow (e.g. two real steps of every CIFAR-10 recipe on mocked TFDS).
 test-slow: install
-	$(PY) -m pytest -q -n 2 -m slow tests
+	$(PY) -m pytest -q -n 2 --dist worksteal -m slow tests
 
 bench: install-bench
 	$(PY) benchmarks/losses.py
