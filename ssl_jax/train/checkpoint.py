@@ -9,6 +9,9 @@ the previous checkpoints intact. Restoring takes an abstract state (shapes, dtyp
 one written for another model: a damaged one is moved aside to `<workdir>/checkpoints_damaged/<step>/`
 (never deleted) with one warning line, and the newest checkpoint that restores is used instead; a
 checkpoint of another model is a `UserError` that says so.
+
+On CPU devices each replicated array is written from one device (`_whole_shards_on_cpu`): orbax's default there
+cuts it into one slice per device, one XLA compilation per new shape, for nothing, since CPU devices share memory.
 """
 
 from __future__ import annotations
