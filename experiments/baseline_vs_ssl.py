@@ -13,7 +13,7 @@ runs are reused and interrupted ones resume; a workdir that holds a run of anoth
 1's trained network (`init_from` its workdir, `init_params=all`: encoder and classifier) instead of from scratch,
 the tutorial's order read literally: train on the labelled images, then continue with SSL on both (its runs go to
 `ssl_from_baseline_seed<S>`, and the results files get the suffix `_from_baseline`). Prints both test accuracies (mean +- std over the
-seeds) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
+seeds; the verdict is on them) and those of the EMA models (less noisy at the schedule's last step) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
 tutorial reports CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the
 TFDS `cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
 """
@@ -68,7 +68,8 @@ def run_with_progress(command: list[str], desc: str, log_path: str) -> int:
     return proc.wait()
 
 
-def finished(workdir: str) -> float | None:
+def finished(workdir: str) -> dict | None:
+  """The results of the finished run in `workdir` (test top-1 of the online and, when kept, the EMA model)."""
   try:
     with open(os.path.join(workdir, "results.json")) as f:
       results = json.load(f)
@@ -76,7 +77,7 @@ def finished(workdir: str) -> float | None:
       total = json.load(f)["total_steps"]
   except (OSError, ValueError, KeyError):
     return None
-  return results.get("test_top1") if results.get("steps") == total else None
+  return results if results.get("steps") == total and "test_top1" in results else None
 
 
 def main(argv=None) -> int:
@@ -107,6 +108,7 @@ def main(argv=None) -> int:
   data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
 
   accuracy = {phase: [] for phase, *_ in PHASES}
+  ema = {phase: [] for phase, *_ in PHASES}  # the EMA model's, where the method keeps one
   for seed in seeds:
     for phase, what, path, section in PHASES:
       warm = phase == "ssl" and args.ssl_from_baseline
@@ -127,19 +129,20 @@ def main(argv=None) -> int:
               "the --labels, --unlabelled and --set values that run was trained with, or another --workdirs.",
               file=sys.stderr)
         return 2
-      if (top1 := finished(workdir)) is None:
+      if (results := finished(workdir)) is None:
         os.makedirs(workdir, exist_ok=True)
         status = run_with_progress(command, f"seed {seed} {phase} ({what})", os.path.join(workdir, "log.txt"))
-        top1 = finished(workdir)
-        if status != 0 or top1 is None:
+        results = finished(workdir)
+        if status != 0 or results is None:
           print(f"error: the {phase} phase (seed {seed}) stopped with exit status {status}; read "
                 f"{workdir}/log.txt, fix the cause and run this command again (finished phases are reused).",
                 file=sys.stderr)
           return 2
       else:
         print(f"seed {seed} {phase}: reusing the finished run in {workdir}")
-      accuracy[phase].append(top1)
-      print(f"seed {seed} {phase} ({what}): test top-1 {top1:.4f}", flush=True)
+      accuracy[phase].append(results["test_top1"])
+      ema[phase].append(results.get("ema_test_top1"))
+      print(f"seed {seed} {phase} ({what}): test top-1 {results['test_top1']:.4f}", flush=True)
 
   base, ssl = np.array(accuracy["baseline"]), np.array(accuracy["ssl"])
   std = lambda a: float(np.std(a, ddof=1)) if len(a) > 1 else 0.0  # the sample std over seeds
@@ -150,9 +153,18 @@ def main(argv=None) -> int:
   lines = [f"Baseline ({args.labels} labelled only): {base.mean():.4f} ± {std(base):.4f}",
            f"SSL ({ssl_name}, + {args.unlabelled} unlabelled): {ssl.mean():.4f} ± {std(ssl):.4f}",
            f"Gain {gain:+.4f} against a spread of {spread:.4f} over seeds {args.seeds}: {verdict}."]
+  with_ema = all(v is not None for phase in ema for v in ema[phase])
+  if with_ema:  # less noisy than the online model's last step; the verdict stays on the online model, as the tables
+    base_ema, ssl_ema = np.array(ema["baseline"]), np.array(ema["ssl"])
+    lines.append(f"EMA models: baseline {base_ema.mean():.4f} ± {std(base_ema):.4f}, SSL {ssl_ema.mean():.4f} ± "
+                 f"{std(ssl_ema):.4f} (gain {ssl_ema.mean() - base_ema.mean():+.4f}).")
   print("\n".join(lines))
   os.makedirs(args.out, exist_ok=True)
-  per_seed = "\n".join(f"| {s} | {b:.4f} | {x:.4f} |" for s, b, x in zip(seeds, base, ssl))
+  header = "| seed | baseline test top-1 | SSL test top-1 |" + (" baseline EMA | SSL EMA |" if with_ema else "")
+  header += "\n| ---: | ---: | ---: |" + (" ---: | ---: |" if with_ema else "")
+  per_seed = "\n".join(f"| {s} | {accuracy['baseline'][i]:.4f} | {accuracy['ssl'][i]:.4f} |"
+                       + (f" {ema['baseline'][i]:.4f} | {ema['ssl'][i]:.4f} |" if with_ema else "")
+                       for i, s in enumerate(seeds))
   command = (f"python experiments/baseline_vs_ssl.py --dataset={args.dataset} --labels={args.labels} "
              f"--unlabelled={args.unlabelled} --seeds={args.seeds}" + "".join(f" --set={s}" for s in args.set)
              + (" --ssl_from_baseline" if args.ssl_from_baseline else ""))
@@ -163,7 +175,7 @@ def main(argv=None) -> int:
     f.write(f"# Baseline versus SSL on {args.dataset}: {args.labels} labelled + {args.unlabelled} unlabelled\n\n"
             f"The same small ConvNet, trained on the labelled images only {how}; mean ± the sample "
             "std (n - 1) over the seeds.\n\n"
-            "| seed | baseline test top-1 | SSL test top-1 |\n| ---: | ---: | ---: |\n" + per_seed + "\n\n"
+            + header + "\n" + per_seed + "\n\n"
             + "\n".join(f"- {line}" for line in lines) + "\n\n"
             f"Command: `{command}` ({datetime.date.today().isoformat()}).\n")
   import matplotlib  # pylint: disable=g-import-not-at-top

@@ -213,11 +213,15 @@ def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spre
       workdir = os.path.join(work, "fashion_mnist", f"{phase}_seed{seed}")
       command = baseline_vs_ssl.phase_command(phase, path, section, labels=5000, unlabelled=20000, seed=seed,
                                               workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[])
-      _fake_run(workdir, 1200, {"test_top1": top1}, config=config_lib.from_command(command, cwd=ROOT))
+      _fake_run(workdir, 1200, {"test_top1": top1, "ema_test_top1": top1 - 0.01},
+                config=config_lib.from_command(command, cwd=ROOT))
   assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}"]) == 0
   printed = capsys.readouterr().out
   assert "Baseline (5000 labelled only): 0.8100 ± 0.0141" in printed  # the sample std (n - 1)
   assert "Gain +0.0450 against a spread of 0.0141" in printed and "SSL is ahead by more" in printed
+  assert "EMA models: baseline 0.8000 ± 0.0141, SSL 0.8450 ± 0.0071 (gain +0.0450)." in printed
+  with open(os.path.join(out, "results_fashion_mnist.md")) as f:
+    assert "| 1 | 0.8200 | 0.8500 | 0.8100 | 0.8400 |" in f.read()
   assert os.path.getsize(os.path.join(out, "baseline_vs_ssl_fashion_mnist.png")) > 1000
   command = baseline_vs_ssl.phase_command("ssl", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch", labels=5000,
                                           unlabelled=20000, seed=1, workdir="w", dataset="cifar10", data_dir="/d",
