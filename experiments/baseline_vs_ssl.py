@@ -2,18 +2,21 @@ r"""The seed tutorial's experiment: the same small CNN on 5,000 labelled images 
 
   python experiments/baseline_vs_ssl.py [--dataset=fashion_mnist|cifar10] [--labels=5000] [--unlabelled=20000]
       [--seeds=0,1,2] [--out=experiments/results/baseline_vs_ssl] [--workdirs=workdirs/baseline_vs_ssl]
-      [--set=total_steps=600 ...] [--ssl_from_baseline]
+      [--set=total_steps=600 ...] [--ssl_from_baseline] [--method=fixmatch|mixmatch|uda|...]
 
 One class-balanced split per seed: `--labels` labelled training images and `--unlabelled` other training images
 without their labels. Phase 1 trains the small ConvNet on the labelled images only
-(`configs/semi/supervised_fashion_mnist.py`); phase 2 trains the same ConvNet with FixMatch on both
-(`configs/semi/fixmatch_fashion_mnist.py`, `fixmatch.unlabelled`). Each phase shows a progress bar; finished
-runs are reused and interrupted ones resume; a workdir that holds a run of another recipe (other labels, another
-`--set`) is refused with the differing fields, never reused. With `--ssl_from_baseline` phase 2 starts from phase
-1's trained network (`init_from` its workdir, `init_params=all`: encoder and classifier) instead of from scratch,
-the tutorial's order read literally: train on the labelled images, then continue with SSL on both (its runs go to
-`ssl_from_baseline_seed<S>`, and the results files get the suffix `_from_baseline`). Prints both test accuracies (mean +- std over the
-seeds; the verdict is on them) and those of the EMA models (less noisy at the schedule's last step) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
+(`configs/semi/supervised_fashion_mnist.py`); phase 2 trains the same ConvNet with an SSL method on both:
+FixMatch by default (`configs/semi/fixmatch_fashion_mnist.py`, `fixmatch.unlabelled`), or any method of
+`SSL_METHODS` with `--method=M` (`configs/semi/M_fashion_mnist.py`, `M.unlabelled`; its runs go to
+`ssl_M_seed<S>` and its results files get the suffix `_M`). Each phase shows a progress bar; finished runs are
+reused and interrupted ones resume; a workdir that holds a run of another recipe (other labels, another `--set`)
+is refused with the differing fields, never reused. With `--ssl_from_baseline` phase 2 starts from phase 1's
+trained network (`init_from` its workdir, `init_params=all`: encoder and classifier) instead of from scratch, the
+tutorial's order read literally: train on the labelled images, then continue with SSL on both (its runs go to
+`ssl_from_baseline_seed<S>`, and the results files get the suffix `_from_baseline`). Prints both test accuracies
+(mean +- std over the seeds; the verdict is on them) and those of the EMA models (less noisy at the schedule's
+last step) and writes `results.md` and `baseline_vs_ssl.png` (two bars, the seed-to-seed spread as error bars). The
 tutorial reports CIFAR-10 43.7% -> 55.9%; `--dataset=cifar10` runs the same two phases on a machine that has the
 TFDS `cifar10` dataset (prepared in `--set=data.tfds_data_dir=...`, or downloaded by TFDS).
 """
@@ -33,10 +36,20 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-PHASES = (  # name, what, config, section of the method
-    ("baseline", "labelled images only", "configs/semi/supervised_fashion_mnist.py", "supervised"),
-    ("ssl", "FixMatch on labelled + unlabelled", "configs/semi/fixmatch_fashion_mnist.py", "fixmatch"),
-)
+# The semi-supervised methods that train on the labelled + unlabelled stream (`<method>.unlabelled`), by name.
+SSL_METHODS = {"fixmatch": "FixMatch", "flexmatch": "FlexMatch", "uda": "UDA", "mixmatch": "MixMatch",
+               "mean_teacher": "Mean Teacher", "pi_model": "Pi-model", "pseudo_label": "Pseudo-Label",
+               "vat": "VAT", "co_training": "co-training", "self_training": "self-training"}
+
+
+def phases(method: str = "fixmatch") -> tuple[tuple[str, str, str, str], ...]:
+  """(name, what, config, section of the method) of the two phases, the SSL phase with `method`."""
+  return (("baseline", "labelled images only", "configs/semi/supervised_fashion_mnist.py", "supervised"),
+          ("ssl", f"{SSL_METHODS[method]} on labelled + unlabelled", f"configs/semi/{method}_fashion_mnist.py",
+           method))
+
+
+PHASES = phases()
 _STEP = re.compile(r"step (\d+)/(\d+)")
 
 
@@ -92,6 +105,8 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default="experiments/results/baseline_vs_ssl")
   parser.add_argument("--workdirs", default="workdirs/baseline_vs_ssl")
   parser.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+  parser.add_argument("--method", default="fixmatch", choices=sorted(SSL_METHODS),
+                      help="the SSL method of phase 2 (its configs/semi/<method>_fashion_mnist.py)")
   parser.add_argument("--ssl_from_baseline", action="store_true",
                       help="start the SSL phase from the baseline's trained network instead of from scratch")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -107,12 +122,15 @@ def main(argv=None) -> int:
     return 2
   data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
 
-  accuracy = {phase: [] for phase, *_ in PHASES}
-  ema = {phase: [] for phase, *_ in PHASES}  # the EMA model's, where the method keeps one
+  both = phases(args.method)
+  tag = "" if args.method == "fixmatch" else f"_{args.method}"  # FixMatch's runs and files keep their first names
+  accuracy = {phase: [] for phase, *_ in both}
+  ema = {phase: [] for phase, *_ in both}  # the EMA model's, where the method keeps one
   for seed in seeds:
-    for phase, what, path, section in PHASES:
+    for phase, what, path, section in both:
       warm = phase == "ssl" and args.ssl_from_baseline
-      workdir = os.path.join(args.workdirs, args.dataset, f"{phase}{'_from_baseline' if warm else ''}_seed{seed}")
+      name = phase + (tag if phase == "ssl" else "") + ("_from_baseline" if warm else "")
+      workdir = os.path.join(args.workdirs, args.dataset, f"{name}_seed{seed}")
       if warm:
         what += ", from the baseline's network"
       init_from = os.path.join(args.workdirs, args.dataset, f"baseline_seed{seed}") if warm else ""
@@ -149,7 +167,8 @@ def main(argv=None) -> int:
   gain, spread = ssl.mean() - base.mean(), max(std(base), std(ssl))
   verdict = ("SSL is ahead by more than the seed-to-seed spread" if gain > spread
              else "SSL is NOT ahead by more than the seed-to-seed spread")
-  ssl_name = "FixMatch from the baseline's network" if args.ssl_from_baseline else "FixMatch"
+  method = SSL_METHODS[args.method]
+  ssl_name = f"{method} from the baseline's network" if args.ssl_from_baseline else method
   lines = [f"Baseline ({args.labels} labelled only): {base.mean():.4f} ± {std(base):.4f}",
            f"SSL ({ssl_name}, + {args.unlabelled} unlabelled): {ssl.mean():.4f} ± {std(ssl):.4f}",
            f"Gain {gain:+.4f} against a spread of {spread:.4f} over seeds {args.seeds}: {verdict}."]
@@ -167,10 +186,11 @@ def main(argv=None) -> int:
                        for i, s in enumerate(seeds))
   command = (f"python experiments/baseline_vs_ssl.py --dataset={args.dataset} --labels={args.labels} "
              f"--unlabelled={args.unlabelled} --seeds={args.seeds}" + "".join(f" --set={s}" for s in args.set)
+             + (f" --method={args.method}" if tag else "")
              + (" --ssl_from_baseline" if args.ssl_from_baseline else ""))
-  name = args.dataset + ("_from_baseline" if args.ssl_from_baseline else "")
-  how = ("then with FixMatch on both, starting from the baseline's trained network" if args.ssl_from_baseline
-         else "and with FixMatch on both")
+  name = args.dataset + tag + ("_from_baseline" if args.ssl_from_baseline else "")
+  how = (f"then with {method} on both, starting from the baseline's trained network" if args.ssl_from_baseline
+         else f"and with {method} on both")
   with open(os.path.join(args.out, f"results_{name}.md"), "w") as f:
     f.write(f"# Baseline versus SSL on {args.dataset}: {args.labels} labelled + {args.unlabelled} unlabelled\n\n"
             f"The same small ConvNet, trained on the labelled images only {how}; mean ± the sample "
@@ -186,7 +206,7 @@ def main(argv=None) -> int:
          color=["tab:gray", "tab:blue"])
   for x, v in zip((0, 1), (base.mean(), ssl.mean())):
     ax.text(x, v + 0.01, f"{v:.3f}", ha="center", fontsize=9)
-  ax.set_xticks([0, 1], [f"{args.labels} labelled\nonly", f"+ {args.unlabelled}\nunlabelled (FixMatch"
+  ax.set_xticks([0, 1], [f"{args.labels} labelled\nonly", f"+ {args.unlabelled}\nunlabelled ({method}"
                          + (",\nfrom the baseline)" if args.ssl_from_baseline else ")")])
   ax.set_ylim(max(0.0, min(base.mean(), ssl.mean()) - 0.15), 1.0)
   ax.set_ylabel(f"{args.dataset} test top-1")

@@ -254,6 +254,46 @@ def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spre
   assert "did you mean `optim.lr`?" in capsys.readouterr().err
 
 
+def test_baseline_vs_ssl_takes_every_method_of_the_labelled_unlabelled_stream(tmp_path, capsys):
+  from ssl_jax.data import streams  # pylint: disable=g-import-not-at-top
+  from ssl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  # Every semi-supervised method that trains on labelled + unlabelled batches can be phase 2, and limits its
+  # unlabelled images to --unlabelled.
+  semi = set()
+  for name, method in METHODS.items():
+    if name == "supervised" or not os.path.exists(os.path.join(ROOT, "configs", "semi", f"{name}_fashion_mnist.py")):
+      continue
+    config = config_lib.load_config(os.path.join(ROOT, "configs", "semi", f"{name}_fashion_mnist.py"))
+    if isinstance(method.stream(config), streams.LabelledUnlabelled):
+      semi.add(name)
+  assert semi == set(baseline_vs_ssl.SSL_METHODS)
+  for name in semi:
+    (_, _, path, section), = baseline_vs_ssl.phases(name)[1:]
+    command = baseline_vs_ssl.phase_command("ssl", path, section, labels=5000, unlabelled=20000, seed=3, workdir="w",
+                                            dataset="fashion_mnist", data_dir=None, sets=[])
+    stream = METHODS[name].stream(config_lib.from_command(command, cwd=ROOT))
+    assert (stream.num_labels, stream.split_seed, stream.num_unlabelled) == (5000, 3, 20000), name
+  # --method=mixmatch: its own workdirs and results files; the baseline's runs are shared with FixMatch's.
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  for seed, (base, ssl) in enumerate(((0.80, 0.86), (0.82, 0.85))):
+    for (phase, _, path, section), top1 in zip(baseline_vs_ssl.phases("mixmatch"), (base, ssl)):
+      workdir = os.path.join(work, "fashion_mnist", f"{phase}{'_mixmatch' if phase == 'ssl' else ''}_seed{seed}")
+      command = baseline_vs_ssl.phase_command(phase, path, section, labels=5000, unlabelled=20000, seed=seed,
+                                              workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[])
+      _fake_run(workdir, 1200, {"test_top1": top1}, config=config_lib.from_command(command, cwd=ROOT))
+  assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}", "--method=mixmatch"]) == 0
+  printed = capsys.readouterr().out
+  assert printed.count("reusing the finished run") == 4
+  assert "SSL (MixMatch, + 20000 unlabelled): 0.8550 ± 0.0071" in printed and "SSL is ahead by more" in printed
+  with open(os.path.join(out, "results_fashion_mnist_mixmatch.md")) as f:
+    text = f.read()
+  assert "and with MixMatch on both" in text and "--method=mixmatch" in text
+  assert os.path.getsize(os.path.join(out, "baseline_vs_ssl_fashion_mnist_mixmatch.png")) > 1000
+  with pytest.raises(SystemExit):
+    baseline_vs_ssl.main(["--method=supervised"])
+  assert "invalid choice: 'supervised'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")

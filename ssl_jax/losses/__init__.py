@@ -4,7 +4,7 @@
     loss = losses.ntxent(z1, z2, temperature=0.1).mean()
 
 Per-example losses return one value per example (the caller reduces); batch-coupled losses (Barlow Twins,
-VICReg, SwAV, DINO) return a scalar and say so. Hyperparameters are keyword-only. Every batch-coupled loss
+VICReg, KoLeo, SwAV, DINO) return a scalar and say so. Hyperparameters are keyword-only. Every batch-coupled loss
 takes `axis_name=` and is exact when the batch is split across devices inside `jax.shard_map`. This package
 imports neither TensorFlow nor any training machinery.
 """
@@ -17,15 +17,15 @@ from ssl_jax.losses.mil import attention_pool, clam_instance_loss, mil_logsumexp
 from ssl_jax.losses.pretext import jigsaw, jigsaw_permutations, rotations
 from ssl_jax.losses.reconstruction import (contractive_penalty, gaussian_kl, masked_reconstruction, patchify,
                                            random_masking, reparameterize, unpatchify, vae_elbo)
-from ssl_jax.losses.redundancy import barlow_twins, vicreg, vicreg_terms
+from ssl_jax.losses.redundancy import barlow_twins, koleo, vicreg, vicreg_terms
 from ssl_jax.losses.semi_supervised import (MixMatchBatch, consistency_mse, fixmatch, mixmatch, mixmatch_loss, mixup,
                                             pseudo_label, sharpen, uda)
 
 __all__ = [
     # contrastive
     "ntxent", "info_nce", "supcon", "negative_cosine",
-    # redundancy reduction
-    "barlow_twins", "vicreg", "vicreg_terms",
+    # redundancy reduction and spreading
+    "barlow_twins", "vicreg", "vicreg_terms", "koleo",
     # clustering / self-distillation
     "sinkhorn_knopp", "swav", "dino", "dino_per_example", "dino_center",
     # metric learning

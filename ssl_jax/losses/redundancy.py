@@ -1,9 +1,10 @@
-"""Redundancy-reduction losses: Barlow Twins and VICReg.
+"""Redundancy-reduction and spreading losses: Barlow Twins, VICReg and the KoLeo regulariser.
 
-Both are batch-coupled: they depend on statistics of the whole (global) batch, so they return a scalar.
+All are batch-coupled: they depend on the whole (global) batch, so they return a scalar.
 Under `jax.shard_map`, pass `axis_name=` and every statistic (means, variances, the cross-correlation and
-covariance matrices) is summed over the devices with `psum` of sums and counts, so the value and gradient on
-8 devices equal those of one device holding the whole batch.
+covariance matrices) is summed over the devices with `psum` of sums and counts, and KoLeo's nearest
+neighbours are searched in the gathered global batch, so the value and gradient on 8 devices equal those of
+one device holding the whole batch.
 
 All arithmetic runs in float32 at least (bfloat16/float16 inputs are upcast), and the d x d matrix products
 use `Precision.HIGHEST`, so that TPUs and TF32-capable GPUs do not silently round them to bfloat16/TF32.
@@ -16,7 +17,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-from ssl_jax.losses._utils import check_ndim, check_same_shape, psum, shape_error
+from ssl_jax.losses._utils import all_gather, axis_index, check_ndim, check_same_shape, psum, shape_error
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -209,3 +210,53 @@ def vicreg(z1: jax.Array, z2: jax.Array, *, sim_coeff: float = 25.0, std_coeff: 
   terms = vicreg_terms(z1, z2, eps=eps, axis_name=axis_name)
   return (sim_coeff * terms["invariance"] + std_coeff * terms["variance"]
           + cov_coeff * terms["covariance"])
+
+
+def koleo(x: jax.Array, *, eps: float = 1e-8, axis_name: str | None = None) -> jax.Array:
+  r"""KoLeo regulariser: the Kozachenko-Leonenko differential-entropy estimate, negated; a scalar.
+
+    L = -(1/n) sum_i log(min_{j != i} ||x_i/||x_i|| - x_j/||x_j|| || + eps)
+
+  over the n rows of the global batch. Minimising it pushes every L2-normalised embedding away from its
+  nearest neighbour in the batch, spreading the batch uniformly over the sphere (a high-entropy, high-rank
+  embedding). DINOv2 adds it to DINO's loss on the student's backbone features of each global crop, weight
+  0.1. The nearest neighbour is an argmax of cosines (integer, no gradient); the gradient flows through
+  the distance to it, which is computed from the difference of the two rows (no cancellation in 2 - 2 cos).
+  Duplicate rows give distance 0, the finite loss -log(eps) and a zero (not infinite) gradient.
+
+  Args:
+    x: embeddings, shape [b, d] (per device when `axis_name` is set; n = the global number of rows >= 2).
+    eps: added to each distance inside the log (DINOv2's 1e-8), and the floor of each row's norm.
+    axis_name: mesh axis that shards the batch inside `shard_map`: each device searches the neighbours of
+      its rows in the rows of all devices (`all_gather`), so the result equals one device holding the
+      whole batch. None under plain `jit`.
+
+  Returns:
+    The loss, a scalar of dtype float32 (or wider), identical on every device.
+
+  Raises:
+    ValueError: if x is not rank 2, has no column, or (without `axis_name`) has fewer than 2 rows.
+
+  References:
+    Sablayrolles et al., "Spreading vectors for similarity search", ICLR 2019, arXiv:1806.03198;
+    Oquab et al., "DINOv2: Learning Robust Visual Features without Supervision", 2023, arXiv:2304.07193
+    (facebookresearch/dinov2 dinov2/loss/koleo_loss.py).
+  """
+  check_ndim("koleo", 2, x=x)
+  b, d = x.shape
+  if d < 1 or (axis_name is None and b < 2):
+    raise shape_error("koleo", "`x` needs at least 2 rows (each row's nearest neighbour is another row) and 1 "
+                      "column", x=x)
+  _check_nonneg("koleo", "eps", eps)
+  dtype = jnp.promote_types(x.dtype, jnp.float32)
+  x = x.astype(dtype)
+  x = x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), jnp.asarray(eps, dtype) ** 2))
+  everyone = all_gather(x, axis_name)  # [n, d]; the local rows are rows [i b, (i + 1) b)
+  cos = jnp.matmul(jax.lax.stop_gradient(x), jax.lax.stop_gradient(everyone).T, precision=_HIGHEST)  # [b, n]
+  own = axis_index(axis_name) * b + jnp.arange(b)
+  cos = jnp.where(jnp.arange(everyone.shape[0])[None, :] == own[:, None], -jnp.inf, cos)
+  neighbour = everyone[jnp.argmax(cos, axis=1)]
+  sq = jnp.sum(jnp.square(x - neighbour), axis=-1)
+  dist = jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)  # sqrt with gradient 0, not inf, at 0
+  n = _global_count(b, axis_name, dtype)
+  return -psum(jnp.sum(jnp.log(dist + eps)), axis_name) / n

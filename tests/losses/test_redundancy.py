@@ -178,3 +178,67 @@ def test_bad_shapes_raise(fn):
 def test_vicreg_needs_two_rows():
   with pytest.raises(ValueError, match=r"vicreg: .*at least 2 rows.*z1\(1, 3\)"):
     R.vicreg(jnp.zeros((1, 3)), jnp.zeros((1, 3)))
+
+
+# ---------------------------------------------------------------- KoLeo
+
+def _koleo_ref(x, eps=1e-8):
+  """KoLeo from its formula with loops, float64: -(1/n) sum_i log(min_{j != i} ||x_i^ - x_j^|| + eps)."""
+  x = np.float64(x)
+  x = x / np.linalg.norm(x, axis=1, keepdims=True)
+  n = len(x)
+  total = 0.0
+  for i in range(n):
+    nearest = min(np.sqrt(sum((x[i, k] - x[j, k]) ** 2 for k in range(x.shape[1]))) for j in range(n) if j != i)
+    total += np.log(nearest + eps)
+  return -total / n
+
+
+def test_koleo_equals_the_formula_and_grows_as_the_rows_crowd():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(12, 5)).astype(np.float32) * rng.uniform(0.1, 10, size=(12, 1)).astype(np.float32)
+  np.testing.assert_allclose(jax.jit(R.koleo)(jnp.asarray(x)), _koleo_ref(x), rtol=1e-5)
+  # Scale-free (rows are normalised), and rows bunched around one direction score higher (less spread).
+  np.testing.assert_allclose(R.koleo(jnp.asarray(3.0 * x)), R.koleo(jnp.asarray(x)), rtol=1e-5)
+  crowded = x + 5.0 * np.linalg.norm(x, axis=1, keepdims=True)
+  assert float(R.koleo(jnp.asarray(crowded))) > float(R.koleo(jnp.asarray(x))) + 1.0
+  # A duplicated row: distance 0, a finite loss with a finite gradient.
+  dup = np.concatenate([x[:1], x], 0)
+  value, grad = jax.value_and_grad(R.koleo)(jnp.asarray(dup))
+  np.testing.assert_allclose(value, _koleo_ref(dup), rtol=1e-5)
+  assert np.all(np.isfinite(grad))
+
+
+def test_koleo_gradient_matches_finite_differences_and_pushes_neighbours_apart():
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(9, 4)), jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+  check_grads(lambda a: R.koleo(a), (x,), order=1, modes=("rev",), atol=2e-2, rtol=2e-2, eps=1e-3)
+  # A small step down the gradient widens the smallest nearest-neighbour distance of the batch.
+  def min_dist(a):
+    a = np.float64(a) / np.linalg.norm(np.float64(a), axis=1, keepdims=True)
+    d = np.linalg.norm(a[:, None] - a[None], axis=-1) + np.eye(len(a)) * 9
+    return d.min()
+  g = jax.grad(R.koleo)(x)
+  assert min_dist(x - 1e-2 * g) > min_dist(x)
+
+
+def test_koleo_sharded_equals_single_device_value_and_grad():
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(24, 6)), jnp.float32)  # 3 rows per device
+  sharded = jax.shard_map(lambda a: R.koleo(a, axis_name="data"), mesh=mesh, in_specs=P("data"), out_specs=P())
+  v1, g1 = jax.jit(jax.value_and_grad(R.koleo))(x)
+  v8, g8 = jax.jit(jax.value_and_grad(sharded))(x)
+  np.testing.assert_allclose(v8, v1, rtol=1e-5)
+  np.testing.assert_allclose(g8, g1, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(g1))))
+  # Neighbours searched on each device alone would be farther: the test can tell.
+  local = jax.shard_map(lambda a: jax.lax.pmean(R.koleo(a), "data"), mesh=mesh, in_specs=P("data"), out_specs=P())
+  assert float(jax.jit(local)(x)) < float(v1) - 1e-2
+
+
+def test_koleo_refuses_bad_input():
+  with pytest.raises(ValueError, match=r"koleo: `x` must have 2 dimensions.*x\(4, 3, 2\)"):
+    R.koleo(jnp.zeros((4, 3, 2)))
+  with pytest.raises(ValueError, match=r"koleo: `x` needs at least 2 rows.*x\(1, 3\)"):
+    R.koleo(jnp.zeros((1, 3)))
+  with pytest.raises(ValueError, match=r"koleo: `eps` must be >= 0"):
+    R.koleo(jnp.ones((4, 3)), eps=-1.0)

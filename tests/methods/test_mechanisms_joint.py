@@ -338,6 +338,34 @@ def test_dino_centre_moves_by_its_momentum_and_the_teacher_temperature_warms_up(
   assert np.abs(np.asarray(s.extra["center"])).max() > 0
 
 
+def test_dino_koleo_adds_its_weight_times_the_spread_of_each_global_crops_features():
+  plan0, state, batch = _setup("dino")
+  plan, state_k, _ = _setup("dino", **{"dino.koleo_weight": 100.0})  # large: its gradient shows beside DINO's
+  m = plan.method
+  b = len(batch["image"])
+  jax.tree.map(np.testing.assert_array_equal, state.params, state_k.params)  # KoLeo adds no parameter
+
+  @jax.jit
+  def global_features(state, images):
+    globals_, _ = views_lib.multi_crop_views(common.step_key(state), images, m.views)
+    return common.apply(m.encoder, state.params["encoder"], state.batch_stats["encoder"], jnp.concatenate(globals_),
+                        train=True)[0]
+
+  feats = np.asarray(global_features(state, batch["image"]), np.float64)
+  want = []
+  for g in range(m.views.num_global):  # -(1/b) sum_i log(min_j ||x_i - x_j||) on the unit sphere, per crop
+    x = _normalize(feats[g * b:(g + 1) * b])
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1) + np.diag(np.full(b, np.inf))
+    want.append(-np.mean(np.log(d.min(1) + 1e-8)))
+  _, plain = _step(plan0, state, batch)
+  _, metrics = _step(plan, state_k, batch)
+  np.testing.assert_allclose(metrics["train/koleo"], np.mean(want), rtol=1e-4)
+  np.testing.assert_allclose(metrics["train/loss"] - plain["train/loss"], 100.0 * np.sum(want), rtol=1e-3)
+  assert "train/koleo" not in plain
+  # The term reaches the gradient (the first step's learning rate is 0 in the warm-up, so compare gradients).
+  assert abs(float(metrics["train/l2_grads"]) - float(plain["train/l2_grads"])) > 1e-4 * float(plain["train/l2_grads"])
+
+
 def test_dino_head_last_layer_is_weight_normalised():
   plan, state, _ = _setup("dino")
   m = plan.method

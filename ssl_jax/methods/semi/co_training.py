@@ -15,7 +15,8 @@ two networks start from different random initialisations (or both from `init_fro
 ensemble: the average of the two networks' probabilities on the clean image (`logits` = its log), and the
 same for the EMA of both (`ema_logits`).
 
-Config section `co_training`: `labels`, `label_seed`, `mu`, `threshold`, `lambda_u`, `ema_decay`, `views`.
+Config section `co_training`: `labels`, `label_seed`, `unlabelled` (0: every other training image; N: N of
+them), `mu`, `threshold`, `lambda_u`, `ema_decay`, `views`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,        # 0: every training image outside the split; N: N of them
       "mu": 7,
       "threshold": 0.95,
       "lambda_u": 1.0,

@@ -19,7 +19,8 @@ the step, the teacher lives in `state.extra["teacher"]`, and the switch to the n
 jitted step, so a run killed in any round resumes exactly (the checkpoint holds the teacher and the round).
 The EMA model of the student is evaluated beside it (`ema_test_top1`).
 
-Config section `self_training`: `labels`, `label_seed`, `mu`, `rounds`, `soft_targets`, `temperature`,
+Config section `self_training`: `labels`, `label_seed`, `unlabelled` (0: every other training image; N: N of
+them), `mu`, `rounds`, `soft_targets`, `temperature`,
 `threshold`, `lambda_u`, `ema_decay`, `views`.
 """
 
@@ -45,6 +46,7 @@ def config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "labels": 250,
       "label_seed": 0,
+      "unlabelled": 0,        # 0: every training image outside the split; N: N of them
       "mu": 7,
       "rounds": 3,            # student rounds after the teacher's round 0
       "soft_targets": True,

@@ -15,13 +15,16 @@ and sharpening, with the teacher temperature tau_t warmed up linearly from `warm
 `teacher_temperature` over `warmup_teacher_temperature_steps` steps. The teacher's parameters are an EMA of
 the student's with the momentum rising from `tau_base` to `tau_final` on BYOL's cosine schedule
 (`common.cosine_ema_schedule`). The last layer gets no update for the first `freeze_last_layer_steps`
-steps (the paper's first epoch). The encoder is `model.encoder`, a ViT in the paper (`vit_tiny` with
+steps (the paper's first epoch). With `koleo_weight` w > 0 the loss gains DINOv2's KoLeo regulariser
+(Oquab et al. 2023, `losses.koleo`) on the student's encoder features of each global crop,
+w sum_{global crops g} koleo(features_g), which spreads the features of the batch over the sphere (DINOv2: w =
+0.1; 0, the default, is DINO as published). The encoder is `model.encoder`, a ViT in the paper (`vit_tiny` with
 `model.patch_size`); a BatchNorm encoder's teacher runs in training mode and keeps its own statistics.
 
 Config section `dino`: `num_prototypes`, `hidden_dim`, `bottleneck_dim`, `student_temperature`,
 `teacher_temperature`, `warmup_teacher_temperature`, `warmup_teacher_temperature_steps`,
-`center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `norm_last_layer`, `views` (a
-`MultiCropViews`).
+`center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `norm_last_layer`, `koleo_weight`,
+`views` (a `MultiCropViews`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ssl_jax.data import streams
 from ssl_jax.data import views as views_lib
 from ssl_jax.evaluation.online_probe import OnlineProbe
 from ssl_jax.losses.clustering import dino, dino_center
+from ssl_jax.losses.redundancy import koleo
 from ssl_jax.methods import common
 
 SUITES = ("representation",)
@@ -62,6 +66,7 @@ def config() -> ml_collections.ConfigDict:
       "tau_final": 1.0,
       "freeze_last_layer_steps": 0,
       "norm_last_layer": True,
+      "koleo_weight": 0.0,    # DINOv2's KoLeo on the student's encoder features of each global crop (0: off)
       "views": views_lib.to_config(views_lib.DINO),
   })
 
@@ -121,6 +126,7 @@ class DINO:
   student_temperature: float
   center_momentum: float
   freeze_last_layer_steps: int
+  koleo_weight: float
 
 
 def make(config, info) -> DINO:
@@ -131,6 +137,8 @@ def make(config, info) -> DINO:
                      f"positive; got {temps}.")
   if not 0 <= s.center_momentum <= 1:
     raise ValueError(f"dino.center_momentum must be in [0, 1]; got {s.center_momentum}.")
+  if not s.koleo_weight >= 0:
+    raise ValueError(f"dino.koleo_weight must be >= 0 (0: no KoLeo term); got {s.koleo_weight}.")
   if s.warmup_teacher_temperature_steps < 0 or s.freeze_last_layer_steps < 0:
     raise ValueError(f"dino.warmup_teacher_temperature_steps and dino.freeze_last_layer_steps must be >= 0; "
                      f"got {s.warmup_teacher_temperature_steps} and {s.freeze_last_layer_steps}.")
@@ -151,7 +159,7 @@ def make(config, info) -> DINO:
       tx=tx, schedule=schedule, tau=common.cosine_ema_schedule(s.tau_base, config.total_steps, s.tau_final),
       teacher_temperature=teacher_temperature, views=views, image_shape=tuple(info.image_shape),
       student_temperature=float(s.student_temperature), center_momentum=float(s.center_momentum),
-      freeze_last_layer_steps=int(s.freeze_last_layer_steps))
+      freeze_last_layer_steps=int(s.freeze_last_layer_steps), koleo_weight=float(s.koleo_weight))
 
 
 def init(m: DINO, rng: jax.Array, pretrained=None) -> common.TrainState:
@@ -197,8 +205,12 @@ def step(m: DINO, state: common.TrainState, batch) -> tuple[common.TrainState, d
     student_out = student_out.reshape(-1, b, student_out.shape[-1])
     loss = dino(student_out, teacher_out, center, student_temperature=m.student_temperature,
                 teacher_temperature=tau_t)
+    logs = {}
+    if m.koleo_weight > 0:
+      spread = sum(koleo(feats[g * b:(g + 1) * b].astype(jnp.float32)) for g in range(n_global))
+      loss, logs = loss + m.koleo_weight * spread, {"train/koleo": spread / n_global}
     probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
-    return loss + probe_loss, ({"train/loss": loss, **metrics}, stats)
+    return loss + probe_loss, ({"train/loss": loss, **logs, **metrics}, stats)
 
   tau = m.tau(state.step)
   new_state, metrics = common.gradient_step(state, loss_fn, tx=m.tx, schedule=m.schedule)
