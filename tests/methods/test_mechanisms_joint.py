@@ -366,6 +366,26 @@ def test_dino_koleo_adds_its_weight_times_the_spread_of_each_global_crops_featur
   assert abs(float(metrics["train/l2_grads"]) - float(plain["train/l2_grads"])) > 1e-4 * float(plain["train/l2_grads"])
 
 
+def test_dino_head_with_batchnorm_normalises_over_every_crop_of_the_batch():
+  plan, state, batch = _setup("dino", **{"dino.use_bn_in_head": True})
+  m = plan.method
+  assert set(state.batch_stats["head"]) == {"bn_0", "bn_1"} and not _setup("dino")[1].batch_stats["head"]
+
+  @jax.jit
+  def first_layer(state, images):  # the student's first head layer on all crops, global and local
+    globals_, locals_ = views_lib.multi_crop_views(common.step_key(state), images, m.views)
+    feats = [common.apply(m.encoder, state.params["encoder"], state.batch_stats["encoder"], jnp.concatenate(g),
+                          train=True)[0] for g in (globals_, locals_)]
+    dense = state.params["head"]["dense_0"]
+    return jnp.concatenate(feats) @ dense["kernel"] + dense["bias"]
+
+  h = np.asarray(first_layer(state, batch["image"]), np.float64)
+  after, _ = _step(plan, state, batch)
+  # Running mean <- 0.9 * 0 + 0.1 * the mean over all the crops (one head call, as the authors' MultiCropWrapper).
+  np.testing.assert_allclose(after.batch_stats["head"]["bn_0"]["mean"], 0.1 * h.mean(0), rtol=1e-3, atol=1e-6)
+  np.testing.assert_allclose(after.batch_stats["head"]["bn_0"]["var"], 0.9 + 0.1 * h.var(0), rtol=1e-3, atol=1e-6)
+
+
 def test_dino_head_last_layer_is_weight_normalised():
   plan, state, _ = _setup("dino")
   m = plan.method

@@ -23,7 +23,8 @@ w sum_{global crops g} koleo(features_g), which spreads the features of the batc
 
 Config section `dino`: `num_prototypes`, `hidden_dim`, `bottleneck_dim`, `student_temperature`,
 `teacher_temperature`, `warmup_teacher_temperature`, `warmup_teacher_temperature_steps`,
-`center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `norm_last_layer`, `koleo_weight`,
+`center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `norm_last_layer`, `use_bn_in_head`,
+`koleo_weight`,
 `views` (a `MultiCropViews`).
 """
 
@@ -45,6 +46,7 @@ from ssl_jax.evaluation.online_probe import OnlineProbe
 from ssl_jax.losses.clustering import dino, dino_center
 from ssl_jax.losses.redundancy import koleo
 from ssl_jax.methods import common
+from ssl_jax.models.heads import batch_norm
 
 SUITES = ("representation",)
 PARTS = ("encoder", "head")
@@ -66,6 +68,7 @@ def config() -> ml_collections.ConfigDict:
       "tau_final": 1.0,
       "freeze_last_layer_steps": 0,
       "norm_last_layer": True,
+      "use_bn_in_head": False,
       "koleo_weight": 0.0,    # DINOv2's KoLeo on the student's encoder features of each global crop (0: off)
       "views": views_lib.to_config(views_lib.DINO),
   })
@@ -77,7 +80,7 @@ def stream(config) -> streams.Images:
 
 
 class DINOHead(nn.Module):
-  """MLP (Linear-GELU x (num_layers - 1), Linear to bottleneck), L2 norm, weight-normalised last layer.
+  """MLP (Linear-[BN]-GELU x (num_layers - 1), Linear to bottleneck), L2 norm, weight-normalised last layer.
 
   Attributes:
     num_prototypes: outputs of the last layer (K).
@@ -85,6 +88,8 @@ class DINOHead(nn.Module):
     bottleneck_dim: width before the last layer.
     num_layers: linear layers of the MLP (3 in DINO).
     norm_last_layer: fix the norm g of every last-layer column to 1 (else g is the parameter `last_layer_g`).
+    use_bn: BatchNorm after each hidden linear layer (the authors' `--use_bn_in_head`, solo-learn's default
+      for ResNets); its statistics are over all the rows given, every crop of the batch.
     dtype: compute dtype; the last layer and its normalisation run in float32.
   """
   num_prototypes: int
@@ -92,15 +97,17 @@ class DINOHead(nn.Module):
   bottleneck_dim: int = 256
   num_layers: int = 3
   norm_last_layer: bool = True
+  use_bn: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    del train
     init = nn.initializers.truncated_normal(0.02)
     for i in range(self.num_layers - 1):
-      x = nn.gelu(nn.Dense(self.hidden_dim, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x),
-                  approximate=False)
+      x = nn.Dense(self.hidden_dim, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x)
+      if self.use_bn:
+        x = batch_norm(x, train=train, dtype=self.dtype, name=f"bn_{i}")
+      x = nn.gelu(x, approximate=False)
     x = nn.Dense(self.bottleneck_dim, kernel_init=init, dtype=self.dtype, name=f"dense_{self.num_layers - 1}")(x)
     x = x.astype(jnp.float32)
     x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
@@ -154,7 +161,7 @@ def make(config, info) -> DINO:
   return DINO(
       encoder=common.make_encoder(config, info),
       head=DINOHead(s.num_prototypes, s.hidden_dim, s.bottleneck_dim, norm_last_layer=bool(s.norm_last_layer),
-                    dtype=dtype),
+                    use_bn=bool(s.use_bn_in_head), dtype=dtype),
       probe=OnlineProbe(info.num_classes) if config.eval.online_probe else None,
       tx=tx, schedule=schedule, tau=common.cosine_ema_schedule(s.tau_base, config.total_steps, s.tau_final),
       teacher_temperature=teacher_temperature, views=views, image_shape=tuple(info.image_shape),
@@ -174,15 +181,15 @@ def init(m: DINO, rng: jax.Array, pretrained=None) -> common.TrainState:
 
 
 def forward(m: DINO, params, batch_stats, groups: list[jax.Array]) -> tuple[jax.Array, jax.Array, dict]:
-  """Encoder -> head on each group of same-size crops, in training mode: (features of the first group,
-  outputs [sum of group sizes, K] in float32, new statistics)."""
-  enc_stats, head_stats, outs, first = batch_stats["encoder"], batch_stats["head"], [], None
+  """Encoder on each group of same-size crops, then the head once on all their features (the authors'
+  `MultiCropWrapper`), in training mode: (features of the first group, outputs [sum of group sizes, K] in
+  float32, new statistics)."""
+  enc_stats, feats = batch_stats["encoder"], []
   for x in groups:
-    feats, enc_stats = common.apply(m.encoder, params["encoder"], enc_stats, x, train=True)
-    out, head_stats = common.apply(m.head, params["head"], head_stats, feats, train=True)
-    outs.append(out.astype(jnp.float32))
-    first = feats if first is None else first
-  return first, jnp.concatenate(outs), {"encoder": enc_stats, "head": head_stats}
+    f, enc_stats = common.apply(m.encoder, params["encoder"], enc_stats, x, train=True)
+    feats.append(f)
+  out, head_stats = common.apply(m.head, params["head"], batch_stats["head"], jnp.concatenate(feats), train=True)
+  return feats[0], out.astype(jnp.float32), {"encoder": enc_stats, "head": head_stats}
 
 
 def step(m: DINO, state: common.TrainState, batch) -> tuple[common.TrainState, dict]:
