@@ -165,8 +165,12 @@ def main(argv=None) -> int:
   base, ssl = np.array(accuracy["baseline"]), np.array(accuracy["ssl"])
   std = lambda a: float(np.std(a, ddof=1)) if len(a) > 1 else 0.0  # the sample std over seeds
   gain, spread = ssl.mean() - base.mean(), max(std(base), std(ssl))
-  verdict = ("SSL is ahead by more than the seed-to-seed spread" if gain > spread
-             else "SSL is NOT ahead by more than the seed-to-seed spread")
+  if len(seeds) < 2:
+    verdict = "one seed has no seed-to-seed spread to judge the gain against; run two seeds or more"
+  elif gain > spread:
+    verdict = "SSL is ahead by more than the seed-to-seed spread"
+  else:
+    verdict = "SSL is NOT ahead by more than the seed-to-seed spread"
   method = SSL_METHODS[args.method]
   ssl_name = f"{method} from the baseline's network" if args.ssl_from_baseline else method
   lines = [f"Baseline ({args.labels} labelled only): {base.mean():.4f} ± {std(base):.4f}",

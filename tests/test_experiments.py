@@ -289,6 +289,11 @@ def test_baseline_vs_ssl_takes_every_method_of_the_labelled_unlabelled_stream(tm
     text = f.read()
   assert "and with MixMatch on both" in text and "--method=mixmatch" in text
   assert os.path.getsize(os.path.join(out, "baseline_vs_ssl_fashion_mnist_mixmatch.png")) > 1000
+  # One seed has no spread: no verdict either way.
+  assert baseline_vs_ssl.main(["--seeds=1", f"--out={out}", f"--workdirs={work}", "--method=mixmatch"]) == 0
+  printed = capsys.readouterr().out
+  assert "Gain +0.0300 against a spread of 0.0000 over seeds 1: one seed has no seed-to-seed spread" in printed
+  assert "SSL is ahead" not in printed and "SSL is NOT ahead" not in printed
   with pytest.raises(SystemExit):
     baseline_vs_ssl.main(["--method=supervised"])
   assert "invalid choice: 'supervised'" in capsys.readouterr().err
