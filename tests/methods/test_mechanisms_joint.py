@@ -1,6 +1,7 @@
 """What makes each joint-embedding method that method (MoCo v2, Barlow Twins, VICReg, SupCon, NNCLR, SwAV,
 DINO, MoCo v3), tested on one step of its tiny run against NumPy written from the papers' formulas."""
 
+import dataclasses
 import functools
 
 import jax
@@ -9,6 +10,7 @@ import numpy as np
 
 from ssl_jax.data import views as views_lib
 from ssl_jax.methods import common
+from ssl_jax.methods.ssl import dino as dino_method
 from ssl_jax.train import trainer
 
 from tests.methods.cases import tiny_config
@@ -298,13 +300,12 @@ def test_dino_centre_moves_by_its_momentum_and_the_teacher_temperature_warms_up(
   @jax.jit
   def outputs(state, images):  # (teacher on the global crops, student on all crops), as the paper
     globals_, locals_ = views_lib.multi_crop_views(common.step_key(state), images, m.views)
-    def run(params, stats, x):
-      f, _ = common.apply(m.encoder, params["encoder"], stats["encoder"], x, train=True)
-      return common.apply(m.head, params["head"], stats["head"], f, train=True)[0]
+    def run(params, stats, *groups):  # the encoder per crop size, the head once on all the crops' features
+      f = [common.apply(m.encoder, params["encoder"], stats["encoder"], x, train=True)[0] for x in groups]
+      return common.apply(m.head, params["head"], stats["head"], jnp.concatenate(f), train=True)[0]
     teacher = state.extra["teacher"]
     g, l = jnp.concatenate(globals_), jnp.concatenate(locals_)
-    return (run(teacher["params"], teacher["batch_stats"], g),
-            jnp.concatenate([run(state.params, state.batch_stats, g), run(state.params, state.batch_stats, l)]))
+    return (run(teacher["params"], teacher["batch_stats"], g), run(state.params, state.batch_stats, g, l))
 
   warm, final, steps = 0.04, 0.07, 4  # the case's warm-up: 0.04 -> 0.07 over 4 steps
   s = state
@@ -367,9 +368,11 @@ def test_dino_koleo_adds_its_weight_times_the_spread_of_each_global_crops_featur
 
 
 def test_dino_head_with_batchnorm_normalises_over_every_crop_of_the_batch():
-  plan, state, batch = _setup("dino", **{"dino.use_bn_in_head": True})
+  plan, state, batch = _setup("dino")  # the ConvNet config has BatchNorm in the head; the method's default has not
   m = plan.method
-  assert set(state.batch_stats["head"]) == {"bn_0", "bn_1"} and not _setup("dino")[1].batch_stats["head"]
+  assert set(state.batch_stats["head"]) == {"bn_0", "bn_1"} and not dino_method.config().use_bn_in_head
+  plain = dataclasses.replace(m.head, use_bn=False).init(jax.random.PRNGKey(0), jnp.zeros((2, 8)))
+  assert "batch_stats" not in plain and "bn_0" not in plain["params"]
 
   @jax.jit
   def first_layer(state, images):  # the student's first head layer on all crops, global and local
@@ -392,8 +395,9 @@ def test_dino_head_last_layer_is_weight_normalised():
   feats = np.random.default_rng(0).normal(size=(5, m.encoder.feature_dim)).astype(np.float32)
   params = state.params["head"]
   scaled = {**params, "last_layer": params["last_layer"] * np.arange(1, m.head.num_prototypes + 1)}
-  out = m.head.apply({"params": params}, feats)
-  np.testing.assert_allclose(m.head.apply({"params": scaled}, feats), out, rtol=1e-5, atol=1e-6)
+  stats = state.batch_stats["head"]  # the head's BatchNorm (running statistics outside training)
+  out = m.head.apply({"params": params, "batch_stats": stats}, feats)
+  np.testing.assert_allclose(m.head.apply({"params": scaled, "batch_stats": stats}, feats), out, rtol=1e-5, atol=1e-6)
   assert np.abs(np.asarray(out)).max() <= 1 + 1e-5  # unit bottleneck times unit columns: a cosine
 
 
@@ -404,8 +408,9 @@ def test_dino_head_with_a_learned_norm_scales_each_unit_column_and_freezes_it_wi
   np.testing.assert_array_equal(head["last_layer_g"], np.ones(m.head.num_prototypes, np.float32))  # g starts at 1
   g = np.linspace(0.5, 3.0, m.head.num_prototypes).astype(np.float32)
   feats = np.random.default_rng(0).normal(size=(5, m.encoder.feature_dim)).astype(np.float32)
-  unit = np.asarray(m.head.apply({"params": head}, feats), np.float64)  # g = 1: x_unit @ (V / ||V||)
-  out = np.asarray(m.head.apply({"params": {**head, "last_layer_g": g}}, feats), np.float64)
+  stats = {"batch_stats": state.batch_stats["head"]}
+  unit = np.asarray(m.head.apply({"params": head, **stats}, feats), np.float64)  # g = 1: x_unit @ (V / ||V||)
+  out = np.asarray(m.head.apply({"params": {**head, "last_layer_g": g}, **stats}, feats), np.float64)
   np.testing.assert_allclose(out, unit * g, rtol=1e-5, atol=1e-6)  # W[:, k] = g_k V[:, k] / ||V[:, k]||
   s = state
   for _ in range(3):
