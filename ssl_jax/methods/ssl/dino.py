@@ -5,7 +5,8 @@ teacher: EMA copy -> g_t on the 2 global crops only (no gradient). With P_t = so
 
   loss = mean_b 1/(T (S - 1)) sum_{t, s != t} -sum_k P_t[b, k] log softmax_k(f_s[b] / tau_s)   (`losses.dino`)
 
-The DINO head is an MLP (Linear-GELU, Linear-GELU, Linear to a `bottleneck_dim` bottleneck), an L2
+The DINO head is an MLP (Linear-GELU, Linear-GELU, Linear to a `bottleneck_dim` bottleneck; with
+`use_bn_in_head` a BatchNorm after each hidden Linear, the authors' option for ResNets), an L2
 normalisation and a weight-normalised last layer to `num_prototypes` outputs, W[:, k] = g_k V[:, k] / ||V[:, k]||,
 as in the authors' code: with `norm_last_layer` (their default) g is fixed to 1, so every output is a cosine;
 without it g is a learned [K] parameter (what the authors use for ViT-S: better, if less stable). Collapse is
