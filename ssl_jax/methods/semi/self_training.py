@@ -20,8 +20,7 @@ jitted step, so a run killed in any round resumes exactly (the checkpoint holds 
 The EMA model of the student is evaluated beside it (`ema_test_top1`).
 
 Config section `self_training`: `labels`, `label_seed`, `unlabelled` (0: every other training image; N: N of
-them), `mu`, `rounds`, `soft_targets`, `temperature`,
-`threshold`, `lambda_u`, `ema_decay`, `views`.
+them), `mu`, `rounds`, `soft_targets`, `temperature`, `threshold`, `lambda_u`, `ema_decay`, `views`.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ w sum_{global crops g} koleo(features_g), which spreads the features of the batc
 Config section `dino`: `num_prototypes`, `hidden_dim`, `bottleneck_dim`, `student_temperature`,
 `teacher_temperature`, `warmup_teacher_temperature`, `warmup_teacher_temperature_steps`,
 `center_momentum`, `tau_base`, `tau_final`, `freeze_last_layer_steps`, `norm_last_layer`, `use_bn_in_head`,
-`koleo_weight`,
-`views` (a `MultiCropViews`).
+`koleo_weight`, `views` (a `MultiCropViews`).
 """
 
 from __future__ import annotations
