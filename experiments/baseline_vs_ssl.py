@@ -49,7 +49,6 @@ def phases(method: str = "fixmatch") -> tuple[tuple[str, str, str, str], ...]:
            method))
 
 
-PHASES = phases()
 _STEP = re.compile(r"step (\d+)/(\d+)")
 
 

@@ -209,7 +209,7 @@ def test_semi_supervised_refuses_to_reuse_a_run_of_another_recipe(tmp_path, caps
 def test_baseline_vs_ssl_reuses_both_phases_and_judges_the_gain_against_the_spread(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")
   for seed, (base, ssl) in enumerate(((0.80, 0.86), (0.82, 0.85))):
-    for (phase, _, path, section), top1 in zip(baseline_vs_ssl.PHASES, (base, ssl)):
+    for (phase, _, path, section), top1 in zip(baseline_vs_ssl.phases(), (base, ssl)):
       workdir = os.path.join(work, "fashion_mnist", f"{phase}_seed{seed}")
       command = baseline_vs_ssl.phase_command(phase, path, section, labels=5000, unlabelled=20000, seed=seed,
                                               workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[])

@@ -214,7 +214,7 @@ def step(m: DINO, state: common.TrainState, batch) -> tuple[common.TrainState, d
                 teacher_temperature=tau_t)
     logs = {}
     if m.koleo_weight > 0:
-      spread = sum(koleo(feats[g * b:(g + 1) * b].astype(jnp.float32)) for g in range(n_global))
+      spread = sum(koleo(feats[g * b:(g + 1) * b]) for g in range(n_global))
       loss, logs = loss + m.koleo_weight * spread, {"train/koleo": spread / n_global}
     probe_loss, metrics = common.online_probe(m.probe, params.get("probe"), feats[:b], batch["label"])
     return loss + probe_loss, ({"train/loss": loss, **logs, **metrics}, stats)
