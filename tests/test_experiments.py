@@ -299,6 +299,72 @@ def test_baseline_vs_ssl_takes_every_method_of_the_labelled_unlabelled_stream(tm
   assert "invalid choice: 'supervised'" in capsys.readouterr().err
 
 
+def test_baseline_vs_ssl_two_phase_pretrains_on_the_split_images_then_fine_tunes(tmp_path, capsys):
+  """--method=simclr: pretraining on the labelled + unlabelled images (labels unused), fine-tuning from its encoder,
+  against the same fine-tuning config from scratch."""
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  (base_p, base_what, base_path, _), (pre_p, _, pre_path, pre_section), (ssl_p, _, ssl_path, _) = \
+      baseline_vs_ssl.phases("simclr")
+  assert (base_p, pre_p, ssl_p) == ("baseline", "pretrain", "ssl") and base_path == ssl_path == baseline_vs_ssl.FINETUNE
+  assert pre_path == "configs/ssl/simclr_fashion_mnist.py" and "from scratch" in base_what
+  finetune = config_lib.load_config(os.path.join(ROOT, baseline_vs_ssl.FINETUNE))
+  for method in baseline_vs_ssl.PRETRAIN_METHODS:  # each pretrains the very network that fine-tuning loads
+    pretrain = config_lib.load_config(os.path.join(ROOT, baseline_vs_ssl.phases(method)[1][2]))
+    assert pretrain.method == method and pretrain.model.to_dict() == finetune.model.to_dict(), method
+  for seed, (base, probe, ssl) in enumerate(((0.82, 0.87, 0.85), (0.83, 0.88, 0.86))):
+    runs = {"baseline": ("baseline_finetune", base, ""),
+            "pretrain": ("pretrain_simclr", probe, ""),
+            "ssl": ("ssl_simclr", ssl, os.path.join(work, "fashion_mnist", f"pretrain_simclr_seed{seed}"))}
+    for phase, _, path, section in baseline_vs_ssl.phases("simclr"):
+      name, top1, init_from = runs[phase]
+      workdir = os.path.join(work, "fashion_mnist", f"{name}_seed{seed}")
+      command = baseline_vs_ssl.phase_command(phase, path, section, labels=5000, unlabelled=20000, seed=seed,
+                                              workdir=workdir, dataset="fashion_mnist", data_dir=None, sets=[],
+                                              init_from=init_from)
+      config = config_lib.from_command(command, cwd=ROOT)
+      if phase == "pretrain":  # label-free, on exactly the images of the split and its unlabelled pool
+        assert config.method == "simclr" and config.data.subset == f"{seed}@5000+20000" and not config.init_from
+        _fake_run(workdir, config.total_steps, {"linear_probe_top1": top1}, config=config)
+      else:  # the fine-tuning config on the split's labels; only the SSL phase loads the pretrained encoder
+        assert config.method == "finetune" and not config.data.subset
+        assert (config.finetune.labels, config.finetune.label_seed, config.finetune.label_fraction) == (5000, seed, 0)
+        assert config.init_from == init_from and config.init_params == "encoder"
+        _fake_run(workdir, config.total_steps, {"test_top1": top1, "ema_test_top1": top1 + 0.001}, config=config)
+  assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}", "--method=simclr"]) == 0
+  printed = capsys.readouterr().out
+  assert printed.count("reusing the finished run") == 6
+  assert "SSL (SimCLR pretraining, then fine-tuning, + 20000 unlabelled): 0.8550 ± 0.0071" in printed
+  assert "Baseline (5000 labelled only): 0.8250 ± 0.0071" in printed and "SSL is ahead by more" in printed
+  assert "SimCLR pretraining, linear probe of its encoder (all training labels, an evaluation only): 0.8750" in printed
+  with open(os.path.join(out, "results_fashion_mnist_simclr.md")) as f:
+    text = f.read()
+  assert "pretrained by SimCLR on the labelled and unlabelled images (labels unused)" in text
+  assert "--method=simclr" in text and "| 1 | 0.8300 | 0.8600 | 0.8310 | 0.8610 |" in text
+  assert baseline_vs_ssl.main(["--seeds=0", f"--out={out}", f"--workdirs={work}", "--method=simclr",
+                               "--ssl_from_baseline"]) == 2
+  assert "simclr is pretrained from scratch, then fine-tuned" in capsys.readouterr().err
+  # --finetune_steps: both fine-tuning runs train that long, in their own workdirs; the pretraining is reused.
+  for seed in (0, 1):
+    for phase, _, path, section in baseline_vs_ssl.phases("simclr")[::2]:
+      name = "baseline_finetune" if phase == "baseline" else "ssl_simclr"
+      workdir = os.path.join(work, "fashion_mnist", f"{name}_2400steps_seed{seed}")
+      command = baseline_vs_ssl.phase_command(
+          phase, path, section, labels=5000, unlabelled=20000, seed=seed, workdir=workdir, dataset="fashion_mnist",
+          data_dir=None, sets=["total_steps=2400", "checkpoint_every_steps=600", "eval_every_steps=600"],
+          init_from=os.path.join(work, "fashion_mnist", f"pretrain_simclr_seed{seed}") if phase == "ssl" else "")
+      _fake_run(workdir, 2400, {"test_top1": 0.87 + 0.01 * (phase == "ssl") + 0.001 * seed},
+                config=config_lib.from_command(command, cwd=ROOT))
+  assert baseline_vs_ssl.main(["--seeds=0,1", f"--out={out}", f"--workdirs={work}", "--method=simclr",
+                               "--finetune_steps=2400"]) == 0
+  printed = capsys.readouterr().out
+  assert printed.count("reusing the finished run") == 6 and "Baseline (5000 labelled only): 0.8705" in printed
+  with open(os.path.join(out, "results_fashion_mnist_simclr_finetune2400steps.md")) as f:
+    text = f.read()
+  assert "2400 steps for both" in text and "--method=simclr --finetune_steps=2400" in text
+  assert baseline_vs_ssl.main(["--seeds=0", "--finetune_steps=2400"]) == 2  # FixMatch has no fine-tuning runs
+  assert "--finetune_steps sets the fine-tuning runs of a two-phase method" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path, capsys):
   out, work = str(tmp_path / "out"), str(tmp_path / "work")
@@ -313,6 +379,28 @@ def test_baseline_vs_ssl_runs_both_phases_for_real(tmp_path, capsys):
   assert os.path.exists(os.path.join(out, "results_fashion_mnist.md"))
   assert baseline_vs_ssl.main(args) == 0  # the config.json that ssl_jax.main wrote matches: both phases reused
   assert capsys.readouterr().out.count("reusing the finished run") == 2
+
+
+@pytest.mark.slow
+def test_baseline_vs_ssl_runs_the_two_phase_method_for_real(tmp_path, capsys):
+  out, work = str(tmp_path / "out"), str(tmp_path / "work")
+  tiny = ["data.name=digits", "total_steps=4", "checkpoint_every_steps=2", "eval_every_steps=2",
+          "model.widths=(8,16)", "batch_size=16"]  # fields of all three configs
+  args = ["--seeds=0", "--labels=100", "--unlabelled=500", f"--out={out}", f"--workdirs={work}", "--method=simclr",
+          *(f"--set={s}" for s in tiny)]
+  assert baseline_vs_ssl.main(args) == 0
+  runs = os.path.join(work, "fashion_mnist")
+  with open(os.path.join(runs, "pretrain_simclr_seed0", "stream.json")) as f:
+    assert json.load(f) == {"name": "digits.0@100+500u", "groups": {"image": 16}, "subset": "0@100+500",
+                            "num_images": 600}
+  with open(os.path.join(runs, "ssl_simclr_seed0", "config.json")) as f:
+    assert json.load(f)["init_from"] == os.path.join(runs, "pretrain_simclr_seed0")
+  for name in ("baseline_finetune_seed0", "ssl_simclr_seed0"):
+    with open(os.path.join(runs, name, "stream.json")) as f:
+      assert json.load(f)["name"] == "digits.0@100"
+  assert os.path.exists(os.path.join(out, "results_fashion_mnist_simclr.md"))
+  assert baseline_vs_ssl.main(args) == 0
+  assert capsys.readouterr().out.count("reusing the finished run") == 3
 
 
 def test_domain_adaptation_refuses_bad_arguments(capsys):

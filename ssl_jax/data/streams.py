@@ -6,7 +6,7 @@ this process at every step:
 
 | spec | batch (this process's rows of the global batch) | families |
 | --- | --- | --- |
-| `Images(with_indices)` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe), and "index": int32 [B] (the rows' positions in the training split, for a memory bank) with `with_indices` | self-supervised |
+| `Images(with_indices, subset)` | {"image": uint8 [B, H, W, C], "label": int32 [B]} (labels reach only an online probe), and "index": int32 [B] (the rows' positions in the training images, for a memory bank) with `with_indices`; with `subset` only the images of a labelled split and its unlabelled pool (`data.subset`) | self-supervised |
 | `LabelledUnlabelled(num_labels, split_seed, mu)` | {"labelled": {"image", "label"} [B], "unlabelled": {"image"} [mu B]} ("index" too with `with_indices`) | semi-supervised |
 | `Bags(target_class, mean_size, std_size, ...)` | {"instances": uint8 [B, n, H, W, C], "mask": bool [B, n], "label": int32 [B], "instance_label": int32 [B, n]} | multiple-instance learning |
 | `FolderBags(root, test_root, image_size, ...)` | {"instances", "mask", "label"}: patients' image folders (reads its own data) | multiple-instance learning |
@@ -32,6 +32,7 @@ import abc
 import dataclasses
 import functools
 import math
+import re
 from typing import Any
 
 import jax
@@ -128,43 +129,120 @@ def _slice(rows: np.ndarray, process_index, process_count) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
+class Subset:
+  """The images of the labelled split `<dataset>.<split_seed>@<num_labels>` and of `num_unlabelled` other training
+  images drawn once with the same seed: exactly the images of `LabelledUnlabelled(num_labels, split_seed,
+  num_unlabelled=num_unlabelled)`, for a label-free run on the same data (`data.subset`, written
+  `<split_seed>@<num_labels>+<num_unlabelled>`; the seed tutorial's 5,000 + 20,000 is `S@5000+20000`)."""
+  split_seed: int
+  num_labels: int
+  num_unlabelled: int
+
+  @classmethod
+  def parse(cls, text: str) -> "Subset":
+    """`S@L+U` (e.g. `0@5000+20000`) -> Subset(S, L, U); ValueError for anything else."""
+    match = re.fullmatch(r"\s*(\d+)\s*@\s*(\d+)\s*\+\s*(\d+)\s*", text)
+    if not match:
+      raise ValueError(f"data.subset is written SEED@LABELS+UNLABELLED, e.g. 0@5000+20000 (the split "
+                       f"<dataset>.0@5000 and 20,000 other training images); got {text!r}.")
+    return cls(*(int(g) for g in match.groups()))
+
+  def __str__(self) -> str:
+    return f"{self.split_seed}@{self.num_labels}+{self.num_unlabelled}"
+
+  def check(self, info) -> int:
+    """The number of images, after the checks of the labelled + unlabelled stream that draws the same images."""
+    if self.num_labels <= 0 or self.num_unlabelled <= 0:
+      raise ValueError(f"data.subset needs labels > 0 and unlabelled > 0 (SEED@LABELS+UNLABELLED); got {self}.")
+    try:
+      LabelledUnlabelled(num_labels=self.num_labels, split_seed=self.split_seed, mu=0,
+                         num_unlabelled=self.num_unlabelled).check(batch_size=1, info=info)
+    except ValueError as e:
+      raise ValueError(f"data.subset={self}: {e}") from None
+    return self.num_labels + self.num_unlabelled
+
+  def indices(self, train) -> np.ndarray:
+    """Sorted positions of the subset's images in `train`."""
+    labelled, unlabelled = split_indices(train, num_labels=self.num_labels, split_seed=self.split_seed,
+                                         num_unlabelled=self.num_unlabelled)
+    return np.union1d(labelled, unlabelled)
+
+
+@dataclasses.dataclass(frozen=True)
 class Images:
   """Unlabelled images: global batch `step` is `batch_indices(N, B, step=step, seed=seed)`.
 
   The labels ride along for the online probe only (a linear head on stop-gradient features).
 
   Attributes:
-    with_indices: also give each row's position in the training split, "index" int32 [B] (PIRL's memory bank
-      is indexed by it); the images and labels are the same either way.
+    with_indices: also give each row's position among the training images it draws from, "index" int32 [B]
+      (PIRL's memory bank is indexed by it); the images and labels are the same either way.
+    subset: draw only from these training images (`Subset`, from `data.subset`); None: every one. The evaluation
+      suites still read the whole training split: their labels judge the features, they do not train them.
   """
   with_indices: bool = False
+  subset: Subset | None = None
 
   def check(self, *, batch_size: int, info) -> dict[str, int]:
+    if self.subset is not None:
+      n = self.subset.check(info)
+      if batch_size > n:
+        raise ValueError(f"A batch of {batch_size} images is larger than the {n} images of data.subset={self.subset}; "
+                         f"use --config.batch_size={n} or less.")
     _fits(batch_size, info, "images")
     return {"image": batch_size}
 
   def build(self, data: Data, *, batch_size: int, seed: int) -> ImageStream:
     self.check(batch_size=batch_size, info=data.info)
-    return ImageStream(data, batch_size, seed, with_indices=self.with_indices)
+    return ImageStream(data, batch_size, seed, with_indices=self.with_indices, subset=self.subset)
 
 
 class ImageStream(Stream):
 
-  def __init__(self, data: Data, batch_size: int, seed: int, *, with_indices: bool = False):
-    self._data, self._b, self._seed, self._with_indices = data, batch_size, seed, with_indices
+  def __init__(self, data: Data, batch_size: int, seed: int, *, with_indices: bool = False,
+               subset: Subset | None = None):
+    self._b, self._seed, self._with_indices, self._subset = batch_size, seed, with_indices, subset
+    self._full = data.train
+    self._train = data.train.take(subset.indices(data.train)) if subset is not None else data.train
     self.groups = {"image": batch_size}
     self.eval_data = {"train": data.train, "test": data.test}
-    self.name = data.name
+    self.name = data.name if subset is None else f"{data.name}.{subset.split_seed}@{subset.num_labels}+{subset.num_unlabelled}u"
 
   def local_batch(self, step, *, process_index=None, process_count=None):
-    return array_batch(self._data.train, global_batch_size=self._b, step=step, seed=self._seed,
+    return array_batch(self._train, global_batch_size=self._b, step=step, seed=self._seed,
                        process_index=process_index, process_count=process_count, include_index=self._with_indices)
 
+  def record(self):
+    return {**super().record(), **({"subset": str(self._subset), "num_images": len(self._train)}
+                                   if self._subset is not None else {})}
+
   def describe(self):
-    return f"{self.name}: {len(self._data.train)} training images {self._data.train.image_shape}"
+    if self._subset is None:
+      return f"{self.name}: {len(self._train)} training images {self._train.image_shape}"
+    return (f"{self.name}: {len(self._train)} of the {len(self._full)} training images {self._train.image_shape} "
+            "(labels unused)")
 
 
 # -------------------------------------------------------------------------- labelled + unlabelled
+
+
+def split_indices(train, *, num_labels: int, split_seed: int,
+                  num_unlabelled: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Sorted positions in `train` of the labelled split and of the unlabelled pool.
+
+  The labelled split is `class_balanced_indices(..., num_labels, seed=split_seed)` (every image when
+  `num_labels` is 0); the pool is `num_unlabelled` other images drawn once with `split_seed`, or every image
+  (the labelled ones included, as FixMatch draws them) when `num_unlabelled` is 0.
+  """
+  if num_labels:
+    labelled = class_balanced_indices(train.labels, train.num_classes, num_labels=num_labels, seed=split_seed)
+  else:
+    labelled = np.arange(len(train))
+  if not num_unlabelled:
+    return labelled, np.arange(len(train))
+  others = np.setdiff1d(np.arange(len(train)), labelled)
+  rng = np.random.default_rng([split_seed, 2])
+  return labelled, np.sort(rng.choice(others, num_unlabelled, replace=False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,24 +299,18 @@ class LabelledUnlabelledStream(Stream):
 
   def __init__(self, spec: LabelledUnlabelled, data: Data, batch_size: int, seed: int):
     train = data.train
+    self.labelled_indices, self.unlabelled_indices = split_indices(
+        train, num_labels=spec.num_labels, split_seed=spec.split_seed, num_unlabelled=spec.num_unlabelled)
     if spec.num_labels:
-      self.labelled_indices = class_balanced_indices(train.labels, train.num_classes,
-                                                     num_labels=spec.num_labels, seed=spec.split_seed)
       self.name = f"{data.name}.{spec.split_seed}@{spec.num_labels}"
     else:
-      self.labelled_indices = np.arange(len(train))
       self.name = f"{data.name} (all {len(train)} labels)"
     self._spec, self._train, self._b, self._seed = spec, train, batch_size, seed
     self.groups = {"labelled": batch_size}
     if spec.mu:
       self.groups["unlabelled"] = spec.mu * batch_size
     if spec.num_unlabelled:
-      others = np.setdiff1d(np.arange(len(train)), self.labelled_indices)
-      rng = np.random.default_rng([spec.split_seed, 2])
-      self.unlabelled_indices = np.sort(rng.choice(others, spec.num_unlabelled, replace=False))
       self.name += f"+{spec.num_unlabelled}u"
-    else:
-      self.unlabelled_indices = np.arange(len(train))
     labelled = train.take(self.labelled_indices)
     self.eval_data = {"train": labelled, "test": data.test,
                       "unlabelled_train": train.take(self.unlabelled_indices) if spec.num_unlabelled else train}

@@ -64,6 +64,8 @@ def common_config() -> ml_collections.ConfigDict:
   c.data.image_size = 0           # image_folder: resize to S x S; streamed varying sizes: shorter side S, centre crop
   c.data.streamed = "auto"        # auto | yes | no: read images by index from disk rather than holding them in memory
   c.data.channels = 0             # image_folder only: 1 (grayscale) or 3 (RGB); 0 decides from the images
+  c.data.subset = ""              # label-free methods: train on the images of split SEED@LABELS and UNLABELLED others
+                                  # only, "SEED@LABELS+UNLABELLED" (the 5,000 + 20,000 of baseline_vs_ssl); "" = all
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "convnet"     # a name in ssl_jax.models.ENCODERS

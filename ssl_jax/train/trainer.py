@@ -155,7 +155,7 @@ def preflight(config) -> Plan:
   """Everything that can be checked before loading data and compiling; each mistake is one UserError."""
   config_lib.validate(config)
   module = METHODS[config.method]
-  spec = module.stream(config)
+  spec = with_subset(module.stream(config), config)
   if getattr(spec, "reads_own_data", False):  # e.g. bags read from patient folders: the spec knows the shape
     info = spec.info
   else:
@@ -179,6 +179,20 @@ def preflight(config) -> Plan:
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract)
   return Plan(config=config, module=module, spec=spec, info=info, method=method, mesh=mesh,
               abstract_state=abstract, streamed=streamed)
+
+
+def with_subset(spec, config):
+  """The method's stream spec, restricted to `data.subset` when the config sets one (label-free streams only)."""
+  if not config.data.subset:
+    return spec
+  if not isinstance(spec, streams.Images):
+    raise UserError(f"data.subset={config.data.subset!r} restricts the label-free image stream of the self-supervised "
+                    f"methods; {config.method} draws its own split (its section's `labels`, `label_seed` and, for "
+                    "semi-supervised methods, `unlabelled`): leave data.subset empty.")
+  try:
+    return dataclasses.replace(spec, subset=streams.Subset.parse(config.data.subset))
+  except ValueError as e:
+    raise UserError(str(e)) from None
 
 
 def streaming_plan(config, info: data_lib.DatasetInfo) -> tuple[bool, data_lib.DatasetInfo]:

@@ -26,6 +26,7 @@ def _data():
 
 SPECS = {
     "images": (streams.Images(), 40),
+    "images_subset": (streams.Images(with_indices=True, subset=streams.Subset(3, 20, 30)), 16),
     "labelled_unlabelled": (streams.LabelledUnlabelled(num_labels=20, split_seed=3, mu=3), 16),
     "bags": (streams.Bags(target_class=9, mean_size=5, std_size=1, num_train_bags=50, num_test_bags=20), 8),
     "class_balanced": (streams.ClassBalanced(classes_per_batch=4, classes=(0, 1, 2, 3, 4)), 24),
@@ -100,6 +101,34 @@ def test_unlabelled_pool_outside_the_labelled_split():
   np.testing.assert_array_equal(again.unlabelled_indices, pool)  # the pool depends on the split seed only
   with pytest.raises(ValueError, match="do not fit in the"):
     streams.LabelledUnlabelled(num_labels=20, num_unlabelled=10**6).build(data, batch_size=4, seed=0)
+
+
+def test_image_subset_draws_exactly_the_images_of_the_labelled_split_and_its_pool():
+  """`data.subset`: a label-free run sees only the images that the semi-supervised stream of that split draws."""
+  data = _data()
+  semi = streams.LabelledUnlabelled(num_labels=20, split_seed=3, mu=2, num_unlabelled=30).build(data, batch_size=8,
+                                                                                                seed=0)
+  wanted = set(semi.labelled_indices.tolist()) | set(semi.unlabelled_indices.tolist())
+  assert len(wanted) == 50
+  spec = streams.Images(subset=streams.Subset.parse(" 3@20 + 30 "))
+  assert spec.subset == streams.Subset(3, 20, 30) and str(spec.subset) == "3@20+30"
+  stream = spec.build(data, batch_size=16, seed=0)
+  assert stream.name == "toy.3@20+30u" and stream.record()["subset"] == "3@20+30"
+  assert stream.record()["num_images"] == 50 and len(stream.eval_data["train"]) == len(data.train)  # eval: whole split
+  # Row i's first pixel is i mod 256 (200 rows): the pixel names the training row.
+  seen = np.concatenate([stream.global_batch(s)["image"][:, 0, 0, 0] for s in range(6)])
+  assert len(seen) == 96 and set(seen.tolist()) == wanted  # six batches of 16 cover the 50 images (3 epochs)
+  # An epoch is a permutation of the 50 images: 3 batches of 16 hold 48 distinct ones.
+  assert len(set(np.concatenate([stream.global_batch(s)["image"][:, 0, 0, 0] for s in range(3)]).tolist())) == 48
+  for bad in ("3@20", "a@20+30", "3@20+30+1", ""):
+    with pytest.raises(ValueError, match="SEED@LABELS\\+UNLABELLED, e.g. 0@5000\\+20000"):
+      streams.Subset.parse(bad)
+  with pytest.raises(ValueError, match="data.subset=3@25\\+30: 25 labels cannot be split evenly"):
+    streams.Images(subset=streams.Subset(3, 25, 30)).build(data, batch_size=4, seed=0)
+  with pytest.raises(ValueError, match="data.subset=3@20\\+500: 20 labelled \\+ 500 unlabelled images do not fit"):
+    streams.Images(subset=streams.Subset(3, 20, 500)).build(data, batch_size=4, seed=0)
+  with pytest.raises(ValueError, match="larger than the 50 images of data.subset=3@20\\+30; use --config.batch_size=50"):
+    spec.build(data, batch_size=64, seed=0)
 
 
 def test_bags_are_padded_masked_and_labelled_by_the_target_class():

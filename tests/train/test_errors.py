@@ -100,6 +100,18 @@ def test_batch_larger_than_the_training_set(capsys, tmp_path):
                   "larger than the 1500 training images", "--config.batch_size=1500 or less")
 
 
+def test_a_bad_data_subset(capsys, tmp_path):
+  assert_sentence(_main(capsys, tmp_path, "--config.data.subset=0@100"),
+                  "data.subset is written SEED@LABELS+UNLABELLED, e.g. 0@5000+20000")
+  assert_sentence(_main(capsys, tmp_path, "--config.data.subset=0@100+2000"),
+                  "data.subset=0@100+2000: 100 labelled + 2000 unlabelled images do not fit in the 1500 training images")
+  assert_sentence(_main(capsys, tmp_path, "--config.data.subset=0@20+20"),
+                  "larger than the 40 images of data.subset=0@20+20", "--config.batch_size=40 or less")
+  semi = os.path.join(ROOT, "configs", "semi", "fixmatch_fashion_mnist.py")
+  assert_sentence(_main(capsys, tmp_path, "--config.data.subset=0@100+400", config=semi),
+                  "data.subset='0@100+400' restricts the label-free image stream", "fixmatch draws its own split")
+
+
 def test_files_that_are_not_idx_files(capsys, tmp_path):
   folder = tmp_path / "not_idx"
   folder.mkdir()
