@@ -29,7 +29,8 @@ experiments/semi_supervised.py --methods=supervised,pseudo_label --labels=250 --
 --set=pseudo_label.threshold=0.7`, 2 idle CPU cores, 86-101 s per run): 0.7535, 0.7647, 0.7416 against the
 baseline's 0.7549, 0.7389, 0.7337 in the same command (-0.1, +2.6, +0.8 points), still below it on one split, so
 the config keeps USB's 0.95. (Those baselines differ from the 2026-12-03 ones above by up to 1.1 points: the same
-config on today's code, which rounds differently; 1,200 SGD steps at lr 0.1 amplify that.)
+config on today's code; single runs moved as much between code versions before, see the README's note on the
+first one-seed table.)
 """
 
 from ssl_jax.train.config import base_config, parse_arg
