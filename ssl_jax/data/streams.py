@@ -206,7 +206,7 @@ class ImageStream(Stream):
     self._train = data.train.take(subset.indices(data.train)) if subset is not None else data.train
     self.groups = {"image": batch_size}
     self.eval_data = {"train": data.train, "test": data.test}
-    self.name = data.name if subset is None else f"{data.name}.{subset.split_seed}@{subset.num_labels}+{subset.num_unlabelled}u"
+    self.name = data.name if subset is None else f"{data.name}.{subset}u"
 
   def local_batch(self, step, *, process_index=None, process_count=None):
     return array_batch(self._train, global_batch_size=self._b, step=step, seed=self._seed,
