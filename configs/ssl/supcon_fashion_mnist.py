@@ -10,6 +10,9 @@ Budget: 1200 steps, about 7 minutes of training on 2 CPU cores.
 Result when we ran it (2026-12-02, the serial run queue on 2 CPU cores shared with test runs, load 4-6): linear
 probe top-1 0.8951, kNN top-1 0.8906, against 0.8454 for the raw-pixel probe; 857 s of training on the shared
 cores. It uses the labels, so it is the upper reference of the contrastive family, not a self-supervised result.
+The same 5 epochs in 2,400 steps of 128, as Barlow Twins trains (2026-12-05, 2 idle CPU cores; `--config.total_steps=2400
+--config.batch_size=128 --config.checkpoint_every_steps=800 --config.eval_every_steps=800`): 0.8980, kNN 0.8916, in
+247 s. Even with the labels this encoder stays below 0.90 on the 5-epoch budget.
 """
 
 from ssl_jax.data import views
