@@ -68,12 +68,9 @@ class CoTraining:
 
 def make(config, info) -> CoTraining:
   s = config.co_training
-  if not 0.0 <= s.threshold <= 1.0:
-    raise ValueError(f"co_training.threshold is a probability in [0, 1], got {s.threshold}.")
-  if s.mu < 1:
-    raise ValueError(f"co_training.mu must be at least 1 (unlabelled batch = mu x batch_size), got {s.mu}.")
-  if not 0.0 <= s.ema_decay < 1.0:
-    raise ValueError(f"co_training.ema_decay must lie in [0, 1), got {s.ema_decay}.")
+  classifier.check_fraction("co_training", "threshold", s.threshold)
+  classifier.check_mu("co_training", s.mu)
+  classifier.check_fraction("co_training", "ema_decay", s.ema_decay, upper_open=True)
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
                                           total_steps=config.total_steps)
   return CoTraining(net=classifier.make(config, info), tx=tx, schedule=schedule,

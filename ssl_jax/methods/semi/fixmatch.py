@@ -64,12 +64,9 @@ class FixMatch:
 
 def make(config, info) -> FixMatch:
   s = config.fixmatch
-  if not 0.0 <= s.threshold <= 1.0:
-    raise ValueError(f"fixmatch.threshold is a probability in [0, 1], got {s.threshold}.")
-  if s.mu < 1:
-    raise ValueError(f"fixmatch.mu must be at least 1 (unlabelled batch = mu x batch_size), got {s.mu}.")
-  if not 0.0 <= s.ema_decay < 1.0:
-    raise ValueError(f"fixmatch.ema_decay must lie in [0, 1), got {s.ema_decay}.")
+  classifier.check_fraction("fixmatch", "threshold", s.threshold)
+  classifier.check_mu("fixmatch", s.mu)
+  classifier.check_fraction("fixmatch", "ema_decay", s.ema_decay, upper_open=True)
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
                                           total_steps=config.total_steps)
   return FixMatch(net=classifier.make(config, info), tx=tx, schedule=schedule,

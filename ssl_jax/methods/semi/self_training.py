@@ -84,14 +84,11 @@ def make(config, info) -> SelfTraining:
   if config.total_steps % (s.rounds + 1):
     raise ValueError(f"total_steps={config.total_steps} does not split into rounds + 1 = {s.rounds + 1} equal "
                      f"rounds; use a multiple of {s.rounds + 1}.")
-  if s.mu < 1:
-    raise ValueError(f"self_training.mu must be at least 1 (unlabelled batch = mu x batch_size), got {s.mu}.")
-  if not 0.0 <= s.threshold <= 1.0:
-    raise ValueError(f"self_training.threshold is a probability in [0, 1], got {s.threshold}.")
+  classifier.check_mu("self_training", s.mu)
+  classifier.check_fraction("self_training", "threshold", s.threshold)
   if s.temperature <= 0:
     raise ValueError(f"self_training.temperature must be positive, got {s.temperature}.")
-  if not 0.0 <= s.ema_decay < 1.0:
-    raise ValueError(f"self_training.ema_decay must lie in [0, 1), got {s.ema_decay}.")
+  classifier.check_fraction("self_training", "ema_decay", s.ema_decay, upper_open=True)
   steps_per_round = config.total_steps // (s.rounds + 1)
   # Every round has its own schedule: the optimizer state (and with it optax's step count) restarts.
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,

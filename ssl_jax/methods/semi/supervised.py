@@ -48,8 +48,7 @@ class Supervised:
 
 def make(config, info) -> Supervised:
   s = config.supervised
-  if not 0.0 <= s.ema_decay < 1.0:
-    raise ValueError(f"supervised.ema_decay must lie in [0, 1), got {s.ema_decay}.")
+  classifier.check_fraction("supervised", "ema_decay", s.ema_decay, upper_open=True)
   tx, schedule = optim_lib.make_optimizer(config.optim, batch_size=config.batch_size,
                                           total_steps=config.total_steps)
   return Supervised(net=classifier.make(config, info), tx=tx, schedule=schedule,
