@@ -16,6 +16,9 @@ cost per image of a step is about the same at every batch size here (1.6-1.8 ms)
 smaller updates are free, and BYOL, with no negatives, needs no large batch.
 The other schedules: `--config.batch_size=128 --config.total_steps=2400 --config.optim.warmup_steps=400
 --config.checkpoint_every_steps=800 --config.eval_every_steps=800`.
+Re-run of this config on 2026-12-05 (`python experiments/ssl_benchmark.py
+--out=experiments/results/ssl_benchmark_2026-12-05`, 2 otherwise idle CPU cores): linear probe top-1 0.8815, kNN
+top-1 0.8589, 389 s of training.
 """
 
 from ssl_jax.data import views

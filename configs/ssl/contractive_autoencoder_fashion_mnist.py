@@ -19,6 +19,9 @@ ignore small changes of the input, which on Fashion-MNIST include the details th
 and the short run leaves the reconstruction four times worse than the plain auto-encoder's (MSE 0.0392 against
 0.0105 after 1000 steps). The penalty's two-example estimate is noisy (it swings between 2 and 30 in the last
 steps); `contractive_autoencoder.penalty_examples` trades cost for a steadier estimate.
+Re-run of this config on 2026-12-05 (`python experiments/ssl_benchmark.py
+--out=experiments/results/ssl_benchmark_2026-12-05`, 2 otherwise idle CPU cores): linear probe top-1 0.8364, kNN
+top-1 0.8027, 311 s of training.
 """
 
 from ssl_jax.train.config import base_config

@@ -15,6 +15,9 @@ Below the raw-pixel probe, as the MAE paper leads one to expect of a linear prob
 fine-tuning (its ViT-B probes at 68% on ImageNet against MoCo v3's 76%), the CLS token that the probe reads gets
 its gradient only through the decoder's attention, and 2000 steps of a 4-block ViT on 16 patches are far from the
 paper's 1600 epochs.
+Re-run of this config on 2026-12-05 (`python experiments/ssl_benchmark.py
+--out=experiments/results/ssl_benchmark_2026-12-05`, 2 otherwise idle CPU cores): linear probe top-1 0.8221, kNN
+top-1 0.8249, 286 s of training.
 """
 
 from ssl_jax.train.config import base_config
