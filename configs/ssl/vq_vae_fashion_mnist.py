@@ -14,6 +14,9 @@ training job): linear probe 0.8902, kNN 0.8706 (raw-pixel probe 0.8454), reconst
 training, 1000 steps.
 The encoder under the codebook is the best label-free one of the benchmark on this budget (the tokenizer is
 phase 1 of BEiT, `configs/ssl/beit_fashion_mnist.py`).
+Re-run of this config on 2026-12-05 (`python experiments/ssl_benchmark.py
+--out=experiments/results/ssl_benchmark_2026-12-05`, 2 otherwise idle CPU cores): linear probe top-1 0.8874, kNN
+top-1 0.8706, 313 s of training.
 """
 
 from ssl_jax.train.config import base_config
